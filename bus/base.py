@@ -1,0 +1,84 @@
+"""The bus interface that ingest, runner and notifier are written against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bus.topics import TopicSpec
+
+Headers = tuple[tuple[str, bytes], ...]
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+class BusError(RuntimeError):
+    """The bus cannot be reached or refused an operation."""
+
+    retriable = True
+
+
+class GroupConsumer(Protocol):
+    """A member of a consumer group: records are shared out among the members."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]: ...
+    async def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Commit ``offsets`` (the next offset to read, per partition)."""
+        ...
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def on_revoked(self, callback: Callable[[Iterable[TopicPartitionKey]], None]) -> None:
+        """Call ``callback`` with the partitions this member loses at a rebalance."""
+        ...
+
+
+class Tail(Protocol):
+    """Reads every partition of its topics, outside any group."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]: ...
+    def caught_up(self) -> bool:
+        """True once every record that existed at ``start()`` has been fetched."""
+        ...
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None: ...
+    async def publish(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+    ) -> None:
+        """Publish one record and return once the bus has acknowledged it."""
+        ...
+
+    def publish_soon(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+    ) -> None:
+        """Publish without waiting for the acknowledgement (lifecycle events)."""
+        ...
+
+    def group_consumer(self, topics: Sequence[str], group_id: str) -> GroupConsumer: ...
+    def tail(self, topics: Sequence[str], *, from_beginning: bool = True) -> Tail: ...
+    async def healthy(self) -> bool: ...

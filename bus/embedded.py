@@ -1,0 +1,237 @@
+"""The embedded bus: Kafka's semantics inside one process, for `inferq up` and tests.
+
+Each topic has one partition. A consumer group shares one delivery position among its
+members (competing consumers) and keeps a committed offset; after a restart, delivery
+resumes from the committed offset, so records handed out but not committed are
+delivered again, as Kafka does. Committed offsets are saved at most every 100 ms and
+on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from bus.base import Headers, Record, TopicPartitionKey
+from bus.embedded_log import PartitionLog
+from bus.topics import TopicSpec
+
+_SAVE_INTERVAL_S = 0.1
+
+
+class _Group:
+    def __init__(self, committed: dict[str, int]) -> None:
+        self.committed = committed
+        self.position: dict[str, int] = dict(committed)
+        self.members = 0
+
+
+class EmbeddedBus:
+    def __init__(self, data_dir: Path | None, *, max_records: int = 200_000) -> None:
+        self._dir = data_dir
+        self._max_records = max_records
+        self._logs: dict[str, PartitionLog] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._saved_groups: dict[str, dict[str, int]] = {}
+        self._save_task: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._started = False
+
+    # lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        if self._dir is not None:
+            (self._dir / "topics").mkdir(parents=True, exist_ok=True)
+            groups_file = self._dir / "groups.json"
+            if groups_file.exists():
+                self._saved_groups = json.loads(groups_file.read_text())
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._save_task is not None:
+            self._save_task.cancel()
+            try:
+                await self._save_task
+            except asyncio.CancelledError:
+                pass
+        self._save_groups()
+        for log in self._logs.values():
+            log.close()
+        self._started = False
+
+    async def healthy(self) -> bool:
+        return self._started
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        for spec in specs:
+            self._log(spec.name, compact=spec.compact)
+
+    def _log(self, topic: str, *, compact: bool = False) -> PartitionLog:
+        log = self._logs.get(topic)
+        if log is None:
+            path = None if self._dir is None else self._dir / "topics" / f"{topic}.log"
+            log = PartitionLog(topic, path, compact=compact, max_records=self._max_records)
+            self._logs[topic] = log
+        return log
+
+    # producing -------------------------------------------------------------------
+    async def publish(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+    ) -> None:
+        self.publish_soon(topic, key, value, headers)
+
+    def publish_soon(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = ()
+    ) -> None:
+        self._log(topic).append(key, value, headers, int(time.time() * 1000))
+        for fut in self._waiters.pop(topic, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for_data(self, topics: Sequence[str], timeout_s: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for t in topics:
+            self._waiters.setdefault(t, set()).add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            for t in topics:
+                self._waiters.get(t, set()).discard(fut)
+
+    def read(self, topic: str, position: int, max_records: int) -> list[Record]:
+        return self._log(topic).read(position, max_records)
+
+    def end_offset(self, topic: str) -> int:
+        return self._log(topic).next_offset
+
+    # groups ------------------------------------------------------------------------
+    def group(self, group_id: str) -> _Group:
+        g = self._groups.get(group_id)
+        if g is None:
+            g = _Group(dict(self._saved_groups.get(group_id, {})))
+            self._groups[group_id] = g
+        return g
+
+    def mark_committed(self) -> None:
+        self._dirty = True
+        if self._dir is not None and self._save_task is None:
+            self._save_task = asyncio.get_running_loop().create_task(self._save_loop())
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_SAVE_INTERVAL_S)
+            if self._dirty:
+                self._save_groups()
+
+    def _save_groups(self) -> None:
+        if self._dir is None or not self._dirty:
+            return
+        data = dict(self._saved_groups)
+        data.update({gid: g.committed for gid, g in self._groups.items()})
+        tmp = self._dir / "groups.json.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self._dir / "groups.json")
+        self._dirty = False
+
+    def group_consumer(self, topics: Sequence[str], group_id: str) -> EmbeddedGroupConsumer:
+        return EmbeddedGroupConsumer(self, list(topics), group_id)
+
+    def tail(self, topics: Sequence[str], *, from_beginning: bool = True) -> EmbeddedTail:
+        return EmbeddedTail(self, list(topics), from_beginning)
+
+
+class EmbeddedGroupConsumer:
+    def __init__(self, bus: EmbeddedBus, topics: list[str], group_id: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = bus.group(group_id)
+        self._paused = False
+
+    async def start(self) -> None:
+        self._group.members += 1
+        for t in self._topics:
+            self._bus._log(t)
+            self._group.position.setdefault(t, self._group.committed.get(t, 0))
+
+    async def stop(self) -> None:
+        self._group.members -= 1
+        if self._group.members == 0:
+            # The last member leaving hands undone records back, as a rebalance would.
+            self._group.position = dict(self._group.committed)
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self._paused:
+                out: list[Record] = []
+                for t in self._topics:
+                    recs = self._bus.read(t, self._group.position[t], max_records - len(out))
+                    if recs:
+                        self._group.position[t] = recs[-1].offset + 1
+                        out.extend(recs)
+                if out:
+                    return out
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            await self._bus.wait_for_data(self._topics, remaining)
+
+    async def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        for (topic, _), offset in offsets.items():
+            if offset > self._group.committed.get(topic, 0):
+                self._group.committed[topic] = offset
+        self._bus.mark_committed()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def on_revoked(self, callback: Callable[[Iterable[TopicPartitionKey]], None]) -> None:
+        """One process, one group view: partitions are never taken away."""
+
+
+class EmbeddedTail:
+    def __init__(self, bus: EmbeddedBus, topics: list[str], from_beginning: bool) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._from_beginning = from_beginning
+        self._position: dict[str, int] = {}
+        self._end_at_start: dict[str, int] = {}
+
+    async def start(self) -> None:
+        for t in self._topics:
+            end = self._bus.end_offset(t)
+            self._end_at_start[t] = end
+            self._position[t] = 0 if self._from_beginning else end
+
+    async def stop(self) -> None:
+        return None
+
+    def caught_up(self) -> bool:
+        return all(self._position[t] >= self._end_at_start[t] for t in self._topics)
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Record]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out: list[Record] = []
+            for t in self._topics:
+                recs = self._bus.read(t, self._position[t], max_records - len(out))
+                if recs:
+                    self._position[t] = recs[-1].offset + 1
+                    out.extend(recs)
+                elif self._position[t] < self._bus.end_offset(t):
+                    self._position[t] = self._bus.end_offset(t)  # skipped a compacted gap
+            if out:
+                return out
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            await self._bus.wait_for_data(self._topics, remaining)

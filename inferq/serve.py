@@ -1,0 +1,56 @@
+"""Running a Starlette app under uvicorn (uvloop + httptools), with SIGTERM draining."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+
+
+def server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+        log_level="warning", access_log=False, timeout_graceful_shutdown=30,
+        backlog=4096, timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+def bound_port(srv: uvicorn.Server) -> int:
+    """The port actually bound (useful with port 0)."""
+    for s in srv.servers:
+        for sock in s.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server has no socket")
+
+
+def serve(app: Starlette, host: str, port: int,
+          when_started: Callable[[uvicorn.Server], Awaitable[None]] | None = None) -> None:
+    srv = server(app, host, port)
+
+    async def main() -> None:
+        watcher: asyncio.Task[None] | None = None
+        if when_started is not None:
+            async def watch() -> None:
+                while not srv.started:
+                    if srv.should_exit:
+                        return
+                    await asyncio.sleep(0.05)
+                await when_started(srv)
+
+            watcher = asyncio.create_task(watch())
+        try:
+            await srv.serve()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())

@@ -1,0 +1,67 @@
+"""`inferq up`: ingest, runner and notifier in one process on one bus."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from bus.factory import make_bus
+from inferq.demo import curl_line, ensure_demo
+from inferq.serve import bound_port, serve
+from ingest.app import create_app
+from ingest.context import IngestContext
+from ingest.settings import IngestSettings
+from notifier.service import Notifier
+from notifier.settings import NotifierSettings
+from runner.service import Runner
+from runner.settings import RunnerSettings
+
+
+def admin_token(data_dir: Path) -> str:
+    """INFERQ_ADMIN_TOKEN, else one generated on first start and kept in the data dir."""
+    path = data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+def run_up(ingest: IngestSettings, runner: RunnerSettings, notifier: NotifierSettings) -> None:
+    data_dir = ingest.bus.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if ingest.admin_token is None:
+        ingest = replace(ingest, admin_token=admin_token(data_dir))
+    metrics = CollectorRegistry()
+    bus = make_bus(ingest.bus.kafka_bootstrap, data_dir,
+                   fetch_max_wait_ms=ingest.bus.fetch_max_wait_ms,
+                   max_message_bytes=ingest.bus.max_message_bytes, client_id="inferq-up")
+    demo: dict[str, str] = {}
+
+    async def on_ready(ctx: IngestContext) -> None:
+        demo["task"], demo["key"] = await ensure_demo(ctx, data_dir)
+
+    app = create_app(
+        ingest, bus=bus, metrics=metrics, on_ready=on_ready,
+        companions=[Runner(runner, bus, metrics), Notifier(notifier, bus, metrics)],
+    )
+
+    async def announce(srv: uvicorn.Server) -> None:
+        port = bound_port(srv)
+        base = ingest.public_url or f"http://{ingest.host}:{port}"
+        bus_name = ingest.bus.kafka_bootstrap and f"Kafka at {ingest.bus.kafka_bootstrap}"
+        print(f"inferq is up at {base} ({bus_name or f'embedded bus in {data_dir}'}).")
+        print("Try the demo task:")
+        print(curl_line(base, demo["task"], demo["key"]))
+        print(f"Admin token: {data_dir / 'admin-token'} (or INFERQ_ADMIN_TOKEN). Ctrl-C stops.")
+        sys.stdout.flush()
+
+    serve(app, ingest.host, ingest.port, when_started=announce)

@@ -1,0 +1,1 @@
+"""The HTTP front door: auth, registry, the API dialects over one submit core."""

@@ -1,0 +1,136 @@
+"""Builds the ingest HTTP app and owns its lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Gauge
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bus.base import Bus
+from bus.factory import make_bus
+from bus.topics import TopicNames
+from ingest import routes_admin, routes_submit
+from ingest.context import IngestContext
+from ingest.errors import IngestError, NotFound
+from ingest.model_store import ModelStore
+from ingest.registry import RegistryView
+from ingest.responses import error_response, json_response
+from ingest.results import ResultBook
+from ingest.settings import IngestSettings
+from ingest.submit import SubmitCore
+from obs.metrics import HttpMetrics, metrics_endpoint
+
+log = logging.getLogger(__name__)
+
+
+class Companion(Protocol):
+    """A service started after ingest's own parts and stopped before them (`inferq up`)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
+    topics = TopicNames(settings.bus.topic_prefix)
+    results = ResultBook(bus, topics.results, capacity=settings.results_cache,
+                         max_waiters=settings.max_waiters)
+    return IngestContext(
+        settings=settings,
+        bus=bus,
+        topics=topics,
+        registry=RegistryView(bus, topics.registry),
+        results=results,
+        core=SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s),
+        models=ModelStore(settings.model_dir),
+    )
+
+
+def create_app(
+    settings: IngestSettings,
+    *,
+    bus: Bus | None = None,
+    companions: Sequence[Companion] = (),
+    metrics: CollectorRegistry | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_ready: Callable[[IngestContext], Awaitable[None]] | None = None,
+) -> Starlette:
+    bus = bus or make_bus(
+        settings.bus.kafka_bootstrap, settings.bus.data_dir,
+        fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
+        max_message_bytes=settings.bus.max_message_bytes, client_id="inferq-ingest",
+    )
+    ctx = build_context(settings, bus)
+    metrics = metrics or CollectorRegistry()
+    Gauge("inferq_ingest_waiters", "synchronous calls waiting for a result",
+          registry=metrics).set_function(lambda: ctx.results.waiting)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await bus.start()
+        try:
+            await bus.ensure_topics(ctx.topics.specs(settings.bus.partitions))
+            await ctx.registry.start()
+            await ctx.results.start()
+            for c in companions:
+                await c.start()
+            if on_ready is not None:
+                await on_ready(ctx)
+            log.info("ingest ready", extra={"url": settings.base_url})
+            yield
+        finally:
+            for c in reversed(companions):
+                await c.stop()
+            await ctx.results.stop()
+            await ctx.registry.stop()
+            await bus.stop()
+
+    async def live(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        ok = ctx.registry.ready and ctx.results.caught_up.is_set() and await bus.healthy()
+        return json_response({"status": "ok" if ok else "starting"}, 200 if ok else 503)
+
+    async def on_ingest_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, IngestError)
+        return error_response(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        err = NotFound(f"no route {request.url.path}") if exc.status_code == 404 else IngestError(
+            str(exc.detail))
+        if exc.status_code != 404:
+            err.status_code = exc.status_code
+            err.code = "invalid_request" if exc.status_code < 500 else "internal_error"
+        return error_response(request, err)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(request, IngestError("internal error"))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", live, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        *routes_submit.routes(ctx),
+        *routes_admin.routes(ctx),
+        *extra_routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(HttpMetrics, registry=metrics, service="ingest")],
+        exception_handlers={IngestError: on_ingest_error, HTTPException: on_http_error,
+                            Exception: on_crash},
+    )
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,133 @@
+"""Submit-API bindings -> wire tensors, checked against the model's signature.
+
+Everything a client can get wrong is found here, before anything reaches the bus, and
+answered with a message naming the tensor and what the model expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from ingest.errors import BadRequest
+from schemas.messages import UrlInput
+from schemas.registry import ModelRecord, TensorSpec
+from schemas.signature import SignatureError, check_shape, describe
+from schemas.submit_api import Binding
+from schemas.tensors import STRING, Tensor, encode_array
+
+MAX_URL_LENGTH = 2048
+
+
+def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
+    """A JSON value (nested lists) as an array of ``spec.dtype``, refusing lossy casts."""
+    try:
+        src = np.asarray(value)
+    except ValueError:
+        raise BadRequest(f"tensor {spec.name!r}: nested arrays are ragged") from None
+    kind = src.dtype.kind
+    if kind == "O":
+        raise BadRequest(f"tensor {spec.name!r}: nested arrays are ragged or mix types")
+    if spec.dtype == STRING:
+        if kind != "U" and src.size:
+            raise BadRequest(f"tensor {spec.name!r} expects strings")
+        return src.astype(object)
+    if kind == "U":
+        raise BadRequest(f"tensor {spec.name!r} expects {spec.dtype} numbers, got strings")
+    target = np.dtype(spec.dtype)
+    if target.kind in "iu":
+        if kind == "f":
+            if not np.all(np.isfinite(src)) or not np.all(src == np.floor(src)):
+                raise BadRequest(f"tensor {spec.name!r} expects integers ({spec.dtype})")
+        if src.size and kind in "iuf":
+            info = np.iinfo(target)
+            lo, hi = src.min(), src.max()
+            if lo < info.min or hi > info.max:
+                raise BadRequest(
+                    f"tensor {spec.name!r}: values {lo}..{hi} do not fit {spec.dtype}"
+                )
+    elif target.kind == "b" and kind != "b":
+        if src.size and not np.all((src == 0) | (src == 1)):
+            raise BadRequest(f"tensor {spec.name!r} expects booleans (true/false or 0/1)")
+    return src.astype(target)
+
+
+def _json_array(binding: Binding, spec: TensorSpec) -> npt.NDArray[Any]:
+    if binding.payload is None:
+        raise BadRequest(f"binding {spec.name!r}: payloadType Json needs a payload")
+    if binding.fileUrl is not None:
+        raise BadRequest(f"binding {spec.name!r}: fileUrl is only for payloadType Binary")
+    try:
+        value = msgspec.json.decode(binding.payload)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"binding {spec.name!r}: payload is not valid JSON: {exc}") from None
+    return cast_value(spec, value)
+
+
+def _text_array(binding: Binding, spec: TensorSpec) -> npt.NDArray[Any]:
+    if binding.payload is None:
+        raise BadRequest(f"binding {spec.name!r}: payloadType Text needs a payload")
+    if binding.fileUrl is not None:
+        raise BadRequest(f"binding {spec.name!r}: fileUrl is only for payloadType Binary")
+    if spec.dtype != STRING:
+        raise BadRequest(
+            f"binding {spec.name!r}: Text feeds string tensors; the model expects "
+            f"{describe(spec)} (use payloadType Json)"
+        )
+    # One text fills a tensor of the model's rank with every dimension 1.
+    return np.array([binding.payload], dtype=object).reshape((1,) * len(spec.shape))
+
+
+def _url_input(binding: Binding, spec: TensorSpec) -> UrlInput:
+    url = binding.fileUrl
+    if not url:
+        raise BadRequest(f"binding {spec.name!r}: payloadType Binary needs a fileUrl")
+    if binding.payload is not None:
+        raise BadRequest(f"binding {spec.name!r}: payloadType Binary takes no payload")
+    parts = urlsplit(url)
+    if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(
+            f"binding {spec.name!r}: fileUrl must be an http(s) URL of at most "
+            f"{MAX_URL_LENGTH} characters"
+        )
+    return UrlInput(name=spec.name, url=url)
+
+
+def bindings_to_inputs(
+    bindings: Sequence[Binding], model: ModelRecord
+) -> tuple[tuple[Tensor, ...], tuple[UrlInput, ...]]:
+    specs = {s.name: s for s in model.inputs}
+    seen: set[str] = set()
+    tensors: list[Tensor] = []
+    urls: list[UrlInput] = []
+    for b in bindings:
+        spec = specs.get(b.tensorName)
+        if spec is None:
+            raise BadRequest(
+                f"unknown tensor {b.tensorName!r}: the model's inputs are "
+                + ", ".join(f"{s.name} ({describe(s)})" for s in model.inputs)
+            )
+        if b.tensorName in seen:
+            raise BadRequest(f"tensor {b.tensorName!r} is bound more than once")
+        seen.add(b.tensorName)
+        if b.payloadType == "Binary":
+            urls.append(_url_input(b, spec))
+            continue
+        array = _json_array(b, spec) if b.payloadType == "Json" else _text_array(b, spec)
+        try:
+            check_shape(spec, array.shape)
+        except SignatureError as exc:
+            raise BadRequest(str(exc)) from None
+        tensors.append(encode_array(spec.name, array))
+    missing = [s for s in model.inputs if s.name not in seen]
+    if missing:
+        raise BadRequest(
+            "missing binding for "
+            + ", ".join(f"tensor {s.name!r} ({describe(s)})" for s in missing)
+        )
+    return tuple(tensors), tuple(urls)

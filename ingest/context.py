@@ -1,0 +1,24 @@
+"""What route handlers share: settings, registry view, submit core, model store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bus.base import Bus
+from bus.topics import TopicNames
+from ingest.model_store import ModelStore
+from ingest.registry import RegistryView
+from ingest.results import ResultBook
+from ingest.settings import IngestSettings
+from ingest.submit import SubmitCore
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    settings: IngestSettings
+    bus: Bus
+    topics: TopicNames
+    registry: RegistryView
+    results: ResultBook
+    core: SubmitCore
+    models: ModelStore

@@ -1,0 +1,108 @@
+"""The result book and the sync waiter.
+
+Every ingest replica tails every partition of the results topic from the beginning, so
+any replica can answer ``GET /subtasks/{id}`` and the one holding a synchronous call
+finds its result whichever runner produced it. The first final result of a subtask
+wins; a redelivered request's second result is ignored. The book is bounded: the
+oldest results are forgotten past ``capacity`` (they stay on the topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+import msgspec
+
+from bus.base import Bus, Tail
+from ingest.errors import Overloaded
+from schemas.messages import SubtaskResult, result_decoder
+
+log = logging.getLogger(__name__)
+
+
+class ResultBook:
+    def __init__(self, bus: Bus, topic: str, *, capacity: int, max_waiters: int) -> None:
+        self._bus = bus
+        self._topic = topic
+        self._capacity = capacity
+        self._max_waiters = max_waiters
+        self._results: OrderedDict[str, SubtaskResult] = OrderedDict()
+        self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
+        self._tail: Tail | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tail = self._bus.tail([self._topic], from_beginning=True)
+        await self._tail.start()
+        self._task = asyncio.create_task(self._run(), name="results-tail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._tail is not None:
+            await self._tail.stop()
+        for fut in self._waiters.values():
+            fut.cancel()
+
+    async def _run(self) -> None:
+        assert self._tail is not None
+        while True:
+            if self._tail.caught_up():
+                self.caught_up.set()
+            for rec in await self._tail.fetch(1000, 0.5):
+                if rec.value is None:
+                    continue
+                try:
+                    result = result_decoder.decode(rec.value)
+                except msgspec.DecodeError as exc:
+                    log.error("skipping undecodable result at %s:%d", rec.topic, rec.offset,
+                              extra={"error": str(exc)})
+                    continue
+                self.add(result)
+
+    def add(self, result: SubtaskResult) -> None:
+        sid = result.subtask_id
+        if sid in self._results:
+            return
+        self._results[sid] = result
+        if len(self._results) > self._capacity:
+            self._results.popitem(last=False)
+        fut = self._waiters.pop(sid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    def get(self, subtask_id: str) -> SubtaskResult | None:
+        return self._results.get(subtask_id)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def expect(self, subtask_id: str) -> asyncio.Future[SubtaskResult]:
+        """Register a waiter before the request is published, so no result slips by."""
+        if len(self._waiters) >= self._max_waiters:
+            raise Overloaded("too many requests waiting for results; retry shortly")
+        fut: asyncio.Future[SubtaskResult] = asyncio.get_running_loop().create_future()
+        self._waiters[subtask_id] = fut
+        return fut
+
+    def forget(self, subtask_id: str) -> None:
+        fut = self._waiters.pop(subtask_id, None)
+        if fut is not None:
+            fut.cancel()
+
+    async def wait(
+        self, subtask_id: str, fut: asyncio.Future[SubtaskResult], timeout_s: float
+    ) -> SubtaskResult | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            self.forget(subtask_id)
+            return self._results.get(subtask_id)

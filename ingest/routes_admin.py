@@ -1,0 +1,147 @@
+"""Admin API: keys, models and tasks, behind the admin bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+import uuid
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingest.body import read_body
+from ingest.context import IngestContext
+from ingest.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ingest.keys import key_hash, new_key
+from ingest.responses import json_response
+from schemas.admin_api import CreateKey, CreateTask, KeyView, RotateKey, TaskView
+from schemas.registry import ApiKeyRecord, ModelRecord, TaskRecord
+
+T = TypeVar("T")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _decode(raw: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BadRequest(f"invalid request body: {exc}") from None
+
+
+def key_view(r: ApiKeyRecord) -> KeyView:
+    return KeyView(keyId=r.key_id, account=r.account_id, name=r.name,
+                   createdAtMs=r.created_at_ms, revokedAtMs=r.revoked_at_ms)
+
+
+def model_view(m: ModelRecord) -> dict[str, object]:
+    return msgspec.to_builtins(m) | {"id": m.id}
+
+
+def routes(ctx: IngestContext) -> list[Route]:
+    def check_admin(request: Request) -> None:
+        token = ctx.settings.admin_token
+        if token is None:
+            raise Forbidden("the admin API is disabled: set INFERQ_ADMIN_TOKEN")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            raise Unauthorized("missing or invalid admin token")
+
+    def task_view(t: TaskRecord) -> TaskView:
+        return TaskView(id=t.id, account=t.account_id, name=t.name, model=t.model_id,
+                        fillBindingsViaApi=t.fill_bindings_via_api,
+                        submitUrl=f"{ctx.settings.base_url}/api/inference/tasks/{t.id}")
+
+    async def create_key(request: Request) -> Response:
+        check_admin(request)
+        body = _decode(await read_body(request, 64 * 1024), CreateKey)
+        account = body.account or f"acct-{uuid.uuid4().hex[:12]}"
+        if not _NAME_RE.match(account):
+            raise BadRequest("account must be 1-128 letters, digits, '_', '.', '-'")
+        key_id, key = new_key()
+        record = ApiKeyRecord(key_id=key_id, account_id=account, key_hash=key_hash(key),
+                              name=body.name, created_at_ms=int(time.time() * 1000))
+        await ctx.registry.put(record)
+        return json_response(msgspec.to_builtins(key_view(record)) | {"key": key}, 201)
+
+    async def list_keys(request: Request) -> Response:
+        check_admin(request)
+        return json_response([key_view(k) for k in ctx.registry.keys.values()])
+
+    def existing_key(key_id: str) -> ApiKeyRecord:
+        record = ctx.registry.keys.get(key_id)
+        if record is None:
+            raise NotFound(f"key {key_id} not found")
+        return record
+
+    async def revoke_key(request: Request) -> Response:
+        check_admin(request)
+        record = existing_key(request.path_params["key_id"])
+        revoked = msgspec.structs.replace(record, revoked_at_ms=int(time.time() * 1000))
+        await ctx.registry.put(revoked)
+        return json_response(key_view(revoked))
+
+    async def rotate_key(request: Request) -> Response:
+        check_admin(request)
+        old = existing_key(request.path_params["key_id"])
+        body = _decode(await read_body(request, 64 * 1024), RotateKey)
+        now = int(time.time() * 1000)
+        key_id, key = new_key()
+        new = ApiKeyRecord(key_id=key_id, account_id=old.account_id, key_hash=key_hash(key),
+                           name=old.name, created_at_ms=now)
+        await ctx.registry.put(new)
+        await ctx.registry.put(msgspec.structs.replace(
+            old, revoked_at_ms=now + int(body.graceSeconds * 1000)))
+        return json_response(msgspec.to_builtins(key_view(new)) | {"key": key}, 201)
+
+    async def upload_model(request: Request) -> Response:
+        check_admin(request)
+        name = request.query_params.get("name", "")
+        version = request.query_params.get("version", "1")
+        if not _NAME_RE.match(name) or not _NAME_RE.match(version):
+            raise BadRequest("query parameters name and version must be 1-128 letters, "
+                             "digits, '_', '.', '-'")
+        data = await read_body(request, ctx.settings.max_model_bytes)
+        record = ctx.models.save(name, version, data)
+        existing = ctx.registry.models.get(record.id)
+        if existing is not None and existing.sha256 != record.sha256:
+            raise BadRequest(f"model {record.id} already exists with other content; "
+                             "upload it under a new version")
+        await ctx.registry.put(record)
+        return json_response(model_view(record), 201)
+
+    async def list_models(request: Request) -> Response:
+        check_admin(request)
+        return json_response([model_view(m) for m in ctx.registry.models.values()])
+
+    async def create_task(request: Request) -> Response:
+        check_admin(request)
+        body = _decode(await read_body(request, 64 * 1024), CreateTask)
+        model_id = body.model if ":" in body.model else f"{body.model}:1"
+        model = ctx.registry.model(model_id)
+        task = TaskRecord(id=str(uuid.uuid4()), account_id=body.account,
+                          name=body.name or model.name, model_id=model.id,
+                          fill_bindings_via_api=body.fillBindingsViaApi,
+                          created_at_ms=int(time.time() * 1000))
+        await ctx.registry.put(task)
+        return json_response(task_view(task), 201)
+
+    async def list_tasks(request: Request) -> Response:
+        check_admin(request)
+        account = request.query_params.get("account")
+        tasks = [t for t in ctx.registry.tasks.values() if account in (None, t.account_id)]
+        return json_response([task_view(t) for t in tasks])
+
+    return [
+        Route("/admin/keys", create_key, methods=["POST"]),
+        Route("/admin/keys", list_keys, methods=["GET"]),
+        Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/keys/{key_id}/rotate", rotate_key, methods=["POST"]),
+        Route("/admin/models", upload_model, methods=["POST"]),
+        Route("/admin/models", list_models, methods=["GET"]),
+        Route("/admin/tasks", create_task, methods=["POST"]),
+        Route("/admin/tasks", list_tasks, methods=["GET"]),
+    ]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.bus_settings import BusSettings
+from schemas.env import SettingError, env_bool, env_float, env_int, env_opt, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    bus: BusSettings = field(default_factory=BusSettings)
+    #: ``INFERQ_HOST`` / ``INFERQ_PORT``: where the HTTP server listens.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: ``INFERQ_PUBLIC_URL``: base URL printed in examples (defaults to host:port).
+    public_url: str | None = None
+    #: ``INFERQ_SYNC_TIMEOUT_S``: how long a synchronous submit blocks before `pending`.
+    sync_timeout_s: float = 180.0
+    #: ``INFERQ_REQUEST_DEADLINE_S``: past this age a request is answered without running.
+    request_deadline_s: float = 180.0
+    #: ``INFERQ_MAX_WAITERS``: synchronous calls held at once; beyond it, 503.
+    max_waiters: int = 10_000
+    #: ``INFERQ_MAX_BODY_BYTES``: the largest HTTP request body accepted.
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: ``INFERQ_MAX_MODEL_BYTES``: the largest ONNX model accepted by upload.
+    max_model_bytes: int = 2 * 1024 * 1024 * 1024
+    #: ``INFERQ_ADMIN_TOKEN``: bearer token for /admin routes; unset disables them.
+    admin_token: str | None = field(default=None, repr=False)
+    #: ``INFERQ_MODEL_DIR``: the model store (uploaded ONNX files, by sha256).
+    model_dir: Path = Path(".inferq/models")
+    #: ``INFERQ_RESULTS_CACHE``: finished results kept for retrieval by id.
+    results_cache: int = 200_000
+    #: ``INFERQ_ALLOW_PRIVATE_URLS``: let fileUrl name loopback/private hosts (tests).
+    allow_private_urls: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        env = os.environ if env is None else env
+        bus = BusSettings.from_env(env)
+        s = cls(
+            bus=bus,
+            host=env_str(env, "INFERQ_HOST", "127.0.0.1"),
+            port=env_int(env, "INFERQ_PORT", 8000),
+            public_url=env_opt(env, "INFERQ_PUBLIC_URL"),
+            sync_timeout_s=env_float(env, "INFERQ_SYNC_TIMEOUT_S", 180.0),
+            request_deadline_s=env_float(env, "INFERQ_REQUEST_DEADLINE_S", 180.0, minimum=0.001),
+            max_waiters=env_int(env, "INFERQ_MAX_WAITERS", 10_000, minimum=1),
+            max_body_bytes=env_int(env, "INFERQ_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
+            max_model_bytes=env_int(
+                env, "INFERQ_MAX_MODEL_BYTES", 2 * 1024 * 1024 * 1024, minimum=1024
+            ),
+            admin_token=env_opt(env, "INFERQ_ADMIN_TOKEN"),
+            model_dir=Path(env_str(env, "INFERQ_MODEL_DIR", str(bus.data_dir / "models"))),
+            results_cache=env_int(env, "INFERQ_RESULTS_CACHE", 200_000, minimum=1),
+            allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
+        )
+        if s.admin_token is not None and len(s.admin_token) < 16:
+            raise SettingError("INFERQ_ADMIN_TOKEN must be at least 16 characters")
+        return s
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"

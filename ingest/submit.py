@@ -1,0 +1,128 @@
+"""The one submit core behind every API dialect: publish a request, wait for its result."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bus.base import Bus, BusError
+from bus.topics import TopicNames
+from ingest.errors import NotFound, Unavailable
+from ingest.results import ResultBook
+from schemas.messages import (
+    SCHEMA_VERSION,
+    InferenceRequest,
+    ModelRef,
+    SubtaskEvent,
+    SubtaskResult,
+    UrlInput,
+    encode,
+)
+from schemas.registry import ModelRecord, TaskRecord
+from schemas.tensors import Tensor
+
+log = logging.getLogger(__name__)
+
+_MAX_PENDING = 1_000_000
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    subtask_id: str
+    account_id: str
+    task_id: str
+
+
+class SubmitCore:
+    def __init__(
+        self, bus: Bus, topics: TopicNames, results: ResultBook, *, deadline_s: float
+    ) -> None:
+        self._bus = bus
+        self._topics = topics
+        self.results = results
+        self._deadline_s = deadline_s
+        # Subtasks submitted here and not yet finished, so GET can answer `pending`.
+        self._pending: OrderedDict[str, Submitted] = OrderedDict()
+
+    async def run(
+        self, req: InferenceRequest, timeout_s: float, traceparent: str | None = None
+    ) -> SubtaskResult | None:
+        """Publish ``req`` and wait up to ``timeout_s`` for its result (None: pending)."""
+        fut = self.results.expect(req.subtask_id)
+        try:
+            await self.publish(req, traceparent)
+        except BaseException:
+            self.results.forget(req.subtask_id)
+            raise
+        if timeout_s <= 0:
+            self.results.forget(req.subtask_id)
+            return None
+        return await self.results.wait(req.subtask_id, fut, timeout_s)
+
+    def request(
+        self,
+        *,
+        account_id: str,
+        task: TaskRecord,
+        model: ModelRecord,
+        inputs: tuple[Tensor, ...],
+        url_inputs: tuple[UrlInput, ...] = (),
+        outputs: Sequence[str] = (),
+    ) -> InferenceRequest:
+        now = int(time.time() * 1000)
+        return InferenceRequest(
+            subtask_id=str(uuid.uuid4()),
+            task_id=task.id,
+            account_id=account_id,
+            model=ModelRef(name=model.name, version=model.version, uri=model.uri,
+                           sha256=model.sha256),
+            inputs=inputs,
+            url_inputs=url_inputs,
+            outputs=tuple(outputs),
+            created_at_ms=now,
+            deadline_ms=now + int(self._deadline_s * 1000),
+        )
+
+    async def publish(self, req: InferenceRequest, traceparent: str | None = None) -> None:
+        headers = (
+            ("content-type", b"application/msgpack"),
+            ("schema-version", SCHEMA_VERSION),
+            ("traceparent", (traceparent or new_traceparent()).encode()),
+            ("model", f"{req.model.name}:{req.model.version}".encode()),
+            ("task", req.task_id.encode()),
+        )
+        key = req.subtask_id.encode()
+        event = SubtaskEvent(subtask_id=req.subtask_id, task_id=req.task_id,
+                             account_id=req.account_id, kind="queued", at_ms=req.created_at_ms)
+        self._pending[req.subtask_id] = Submitted(req.subtask_id, req.account_id, req.task_id)
+        if len(self._pending) > _MAX_PENDING:
+            self._pending.popitem(last=False)
+        try:
+            self._bus.publish_soon(self._topics.events, key, encode(event), headers[:3])
+            await self._bus.publish(self._topics.requests, key, encode(req), headers)
+        except BusError as exc:
+            self._pending.pop(req.subtask_id, None)
+            raise Unavailable(f"the request could not be queued: {exc}") from exc
+        log.debug("queued", extra={"subtask_id": req.subtask_id, "task_id": req.task_id})
+
+    def lookup(self, subtask_id: str, account_id: str) -> SubtaskResult | None:
+        """The result, or None while pending; NotFound if unknown or another account's."""
+        result = self.results.get(subtask_id)
+        if result is not None:
+            if result.account_id != account_id:
+                raise NotFound(f"subtask {subtask_id} not found")
+            self._pending.pop(subtask_id, None)
+            return result
+        pending = self._pending.get(subtask_id)
+        if pending is None or pending.account_id != account_id:
+            raise NotFound(f"subtask {subtask_id} not found")
+        return None

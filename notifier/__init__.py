@@ -1,0 +1,1 @@
+"""Pushes completions out: SSE streams and signed webhooks (growing; see issue 3)."""

@@ -1,0 +1,39 @@
+"""A notifier process: the Notifier plus health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from bus.factory import make_bus
+from bus.topics import TopicNames
+from notifier.service import Notifier
+from notifier.settings import NotifierSettings
+from obs.health import ops_app
+
+
+def create_app(settings: NotifierSettings) -> Starlette:
+    registry = CollectorRegistry()
+    bus = make_bus(settings.bus.kafka_bootstrap, settings.bus.data_dir,
+                   fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
+                   max_message_bytes=settings.bus.max_message_bytes,
+                   client_id="inferq-notifier")
+    notifier = Notifier(settings, bus, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await bus.start()
+        try:
+            topics = TopicNames(settings.bus.topic_prefix)
+            await bus.ensure_topics(topics.specs(settings.bus.partitions))
+            await notifier.start()
+            yield
+            await notifier.stop()
+        finally:
+            await bus.stop()
+
+    return ops_app(registry, bus.healthy, lifespan)
+

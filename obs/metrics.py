@@ -1,0 +1,59 @@
+"""Prometheus exposition and per-route HTTP metrics as a raw ASGI middleware."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180,
+)
+
+
+def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+class HttpMetrics:
+    """Counts requests by route template, method and status; times them by route."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry, service: str) -> None:
+        self.app = app
+        self.requests = Counter(
+            "inferq_http_requests", "HTTP requests by route and status",
+            ["service", "route", "method", "status"], registry=registry,
+        )
+        self.latency = Histogram(
+            "inferq_http_request_duration_seconds", "HTTP request latency by route",
+            ["service", "route"], registry=registry, buckets=LATENCY_BUCKETS,
+        )
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.requests.labels(self.service, template, scope["method"], str(status)).inc()
+            self.latency.labels(self.service, template).observe(time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""The worker: consumes requests, runs ONNX Runtime, publishes results."""

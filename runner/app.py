@@ -1,0 +1,37 @@
+"""A runner process: the Runner plus its health and metrics endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from bus.factory import make_bus
+from obs.health import ops_app
+from runner.service import Runner
+from runner.settings import RunnerSettings
+
+
+def create_app(settings: RunnerSettings) -> Starlette:
+    registry = CollectorRegistry()
+    bus = make_bus(settings.bus.kafka_bootstrap, settings.bus.data_dir,
+                   fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
+                   max_message_bytes=settings.bus.max_message_bytes,
+                   client_id=f"inferq-runner-{settings.runner_id}")
+    runner = Runner(settings, bus, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await bus.start()
+        try:
+            async with runner:
+                yield
+        finally:
+            await bus.stop()
+
+    async def ready() -> bool:
+        return runner.started.is_set() and await bus.healthy()
+
+    return ops_app(registry, ready, lifespan)

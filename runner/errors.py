@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Base of runner errors; the message becomes the result's error text."""
+
+    retriable = False
+
+
+class InputError(RunnerError, ValueError):
+    """An input the model cannot take (wrong dtype/shape, bad .npy)."""
+
+
+class FetchError(RunnerError, OSError):
+    """A Binary input could not be fetched."""
+
+
+class UrlRefused(FetchError, PermissionError):
+    """The URL guard refused an address before any connection was made."""
+
+
+class ModelLoadError(RunnerError, RuntimeError):
+    """The model file could not be fetched, verified or loaded."""
+
+
+class ModelRunError(RunnerError, RuntimeError):
+    """ONNX Runtime failed while running the model."""

@@ -1,0 +1,146 @@
+"""The model cache: fetch by URI, verify sha256, keep a bounded set of sessions loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import onnxruntime as ort
+
+from runner.errors import ModelLoadError
+from schemas.messages import ModelRef
+from schemas.registry import TensorSpec
+from schemas.tensors import ORT_TYPE_TO_DTYPE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    ref: ModelRef
+    session: ort.InferenceSession
+    inputs: dict[str, TensorSpec]
+    outputs: tuple[str, ...]
+    providers: tuple[str, ...]
+
+
+def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
+    return [
+        TensorSpec(
+            name=a.name,
+            dtype=ORT_TYPE_TO_DTYPE.get(a.type, a.type),
+            shape=tuple(d if isinstance(d, int) else -1 for d in a.shape),
+        )
+        for a in args
+    ]
+
+
+class ModelCache:
+    def __init__(
+        self,
+        *,
+        providers: Sequence[str],
+        cache_dir: Path,
+        max_models: int,
+        intra_op_threads: int,
+        executor: Executor,
+    ) -> None:
+        self._providers = list(providers)
+        self._cache_dir = cache_dir
+        self._max = max_models
+        self._intra = intra_op_threads
+        self._executor = executor
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
+
+    @property
+    def loaded(self) -> list[str]:
+        return [f"{m.ref.name}:{m.ref.version}" for m in self._loaded.values()]
+
+    async def get(self, ref: ModelRef) -> LoadedModel:
+        model = self._loaded.get(ref.sha256)
+        if model is not None:
+            self._loaded.move_to_end(ref.sha256)
+            return model
+        pending = self._loading.get(ref.sha256)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(ref))
+            self._loading[ref.sha256] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(ref.sha256, None))
+        return await asyncio.shield(pending)
+
+    async def _load(self, ref: ModelRef) -> LoadedModel:
+        path = await self._local_file(ref)
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(self._executor, self._open, ref, path)
+        self._loaded[ref.sha256] = model
+        while len(self._loaded) > self._max:
+            _, evicted = self._loaded.popitem(last=False)
+            log.info("model evicted", extra={"model": evicted.ref.name})
+        log.info("model loaded", extra={"model": f"{ref.name}:{ref.version}",
+                                        "providers": list(model.providers)})
+        return model
+
+    def _open(self, ref: ModelRef, path: Path) -> LoadedModel:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != ref.sha256:
+            raise ModelLoadError(f"model {ref.name}:{ref.version}: sha256 mismatch for {ref.uri}")
+        opts = ort.SessionOptions()
+        if self._intra:
+            opts.intra_op_num_threads = self._intra
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts,
+                                           providers=self._providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelLoadError(f"model {ref.name}:{ref.version} does not load: {exc}") from exc
+        return LoadedModel(
+            ref=ref,
+            session=session,
+            inputs={s.name: s for s in _specs(session.get_inputs())},
+            outputs=tuple(o.name for o in session.get_outputs()),
+            providers=tuple(session.get_providers()),
+        )
+
+    async def _local_file(self, ref: ModelRef) -> Path:
+        parts = urlsplit(ref.uri)
+        if parts.scheme == "file":
+            path = Path(unquote(parts.path))
+            if not path.is_file():
+                raise ModelLoadError(f"model file {path} does not exist")
+            return path
+        if parts.scheme not in ("http", "https"):
+            raise ModelLoadError(f"model URI scheme {parts.scheme!r} is not supported")
+        path = self._cache_dir / f"{ref.sha256}.onnx"
+        if path.is_file():
+            return path
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.part")
+        try:
+            timeout = aiohttp.ClientTimeout(total=600)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+                ref.uri, allow_redirects=False
+            ) as resp:
+                if resp.status != 200:
+                    raise ModelLoadError(f"fetching model {ref.uri}: HTTP {resp.status}")
+                with open(tmp, "wb") as f:
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        f.write(chunk)
+            os.replace(tmp, path)
+        except aiohttp.ClientError as exc:
+            raise ModelLoadError(f"fetching model {ref.uri} failed: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path

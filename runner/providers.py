@@ -1,0 +1,56 @@
+"""Execution providers: the ones that really load here, in the order asked for.
+
+onnxruntime-gpu lists the CUDA and TensorRT providers even where their libraries or a
+GPU are missing, and then quietly falls back to the CPU at session creation. So the
+runner probes once with a one-node model and keeps only the providers the probe
+session actually got.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+log = logging.getLogger(__name__)
+
+
+def _probe_model() -> bytes:
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()  # type: ignore[no-any-return]
+
+
+def usable_providers(wanted: Sequence[str]) -> list[str]:
+    available = set(ort.get_available_providers())
+    candidates = [p for p in wanted if p in available]
+    if "CPUExecutionProvider" not in candidates:
+        candidates.append("CPUExecutionProvider")
+    # The probe's fallbacks are expected, not warnings worth a stack of stderr lines.
+    ort.set_default_logger_severity(3)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(_probe_model(), sess_options=opts, providers=candidates)
+        got = session.get_providers()
+    except Exception as exc:  # a provider that fails hard at creation
+        log.warning("provider probe failed (%s); using the CPU", exc)
+        got = ["CPUExecutionProvider"]
+    chosen = [p for p in candidates if p in got]
+    log.info("execution providers", extra={"providers": chosen,
+                                            "available": sorted(available)})
+    return chosen
+
+
+def device_of(providers: Sequence[str]) -> str:
+    if providers and providers[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
+        return "cuda"
+    return "cpu"

@@ -1,0 +1,319 @@
+"""The runner service: one consumer loop over the requests topic.
+
+Flow per record: decode -> deadline check -> fetch URL inputs -> model -> ONNX Runtime
+in the executor -> publish the result and wait for the broker's acknowledgement ->
+mark the offset handled. Only the contiguous handled prefix of each partition is
+committed (``OffsetTracker``), so a crash redelivers exactly what was not answered;
+results are idempotent by subtask id, so a redelivery costs work, never correctness.
+
+At most ``max_in_flight`` records are held; beyond that the partitions are paused but
+the consumer keeps polling, so a long model run never gets this member evicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from bus.base import Bus, BusError, GroupConsumer, Record
+from bus.offsets import OffsetTracker
+from bus.topics import TopicNames
+from obs.metrics import LATENCY_BUCKETS
+from runner.errors import RunnerError
+from runner.execute import build_feeds, run_model
+from runner.fetch import NpyFetcher
+from runner.models import ModelCache
+from runner.providers import device_of, usable_providers
+from runner.settings import RunnerSettings
+from schemas.messages import (
+    SCHEMA_VERSION,
+    Expired,
+    Failed,
+    Heartbeat,
+    InferenceRequest,
+    Succeeded,
+    SubtaskEvent,
+    SubtaskResult,
+    Timings,
+    encode,
+    request_decoder,
+)
+
+log = logging.getLogger(__name__)
+
+#: Room left in a record for everything but the output bytes.
+_RESULT_OVERHEAD = 64 * 1024
+
+
+class _Ids(msgspec.Struct):
+    """Enough of a request to answer it when the rest does not decode."""
+
+    subtask_id: str
+    task_id: str = ""
+    account_id: str = ""
+
+
+_ids_decoder = msgspec.msgpack.Decoder(_Ids)
+
+
+class RunnerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.results = Counter("inferq_runner_results", "results published by state",
+                               ["state"], registry=registry)
+        self.inference = Histogram("inferq_runner_inference_seconds", "session.run time",
+                                   registry=registry, buckets=LATENCY_BUCKETS)
+        self.queued = Histogram("inferq_runner_queue_seconds",
+                                "time from submit to the runner taking the request",
+                                registry=registry, buckets=LATENCY_BUCKETS)
+        self.in_flight = Gauge("inferq_runner_in_flight", "requests held", registry=registry)
+
+
+class Runner:
+    def __init__(self, settings: RunnerSettings, bus: Bus,
+                 metrics: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self._bus = bus
+        self._topics = TopicNames(settings.bus.topic_prefix)
+        self._metrics = RunnerMetrics(metrics or CollectorRegistry())
+        self._executor = ThreadPoolExecutor(settings.executor_threads,
+                                            thread_name_prefix="ort")
+        self._fetcher = NpyFetcher(allow_private=settings.allow_private_urls,
+                                   max_bytes=settings.fetch_max_bytes,
+                                   timeout_s=settings.fetch_timeout_s)
+        self._tracker = OffsetTracker()
+        self._consumer: GroupConsumer | None = None
+        self._cache: ModelCache | None = None
+        self.providers: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
+        self._slot = asyncio.Event()
+        self._commit_wanted = asyncio.Event()
+        self._state: str = "running"
+        self.started = asyncio.Event()
+
+    async def __aenter__(self) -> Runner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.providers = await loop.run_in_executor(
+            self._executor, usable_providers, self.settings.providers)
+        self._cache = ModelCache(providers=self.providers, cache_dir=self.settings.cache_dir,
+                                 max_models=self.settings.max_models,
+                                 intra_op_threads=self.settings.intra_op_threads,
+                                 executor=self._executor)
+        await self._fetcher.start()
+        await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
+        self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)
+        self._consumer.on_revoked(self._tracker.forget)
+        await self._consumer.start()
+        self._background = [
+            asyncio.create_task(self._consume(), name="runner-consume"),
+            asyncio.create_task(self._commit_loop(), name="runner-commit"),
+            asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
+        ]
+        self.started.set()
+        log.info("runner started", extra={"runner_id": self.settings.runner_id,
+                                          "providers": self.providers,
+                                          "device": device_of(self.providers)})
+
+    async def stop(self, drain_timeout_s: float = 30.0) -> None:
+        """Stop intake, finish what is held, commit, leave the group, close clients."""
+        self._state = "draining"
+        consume = self._background[0] if self._background else None
+        if consume is not None:
+            consume.cancel()
+            await asyncio.gather(consume, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=drain_timeout_s)
+        await self._commit_now()
+        for task in self._background[1:]:
+            task.cancel()
+        await asyncio.gather(*self._background[1:], return_exceptions=True)
+        self._state = "stopped"
+        try:
+            await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(), None)
+        except BusError:
+            pass
+        if self._consumer is not None:
+            await self._consumer.stop()
+        await self._fetcher.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("runner stopped", extra={"runner_id": self.settings.runner_id})
+
+    # consuming ---------------------------------------------------------------------
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        paused = False
+        while True:
+            free = self.settings.max_in_flight - len(self._tasks)
+            if free <= 0:
+                if not paused:
+                    consumer.pause()
+                    paused = True
+                # Keep polling while paused: it keeps this member in its group.
+                records = await consumer.fetch(1, 0.2)
+            else:
+                if paused:
+                    consumer.resume()
+                    paused = False
+                records = await consumer.fetch(free, 0.5)
+            for rec in records:
+                self._tracker.started((rec.topic, rec.partition), rec.offset)
+                task = asyncio.create_task(self._handle(rec))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._metrics.in_flight.set(len(self._tasks))
+
+    async def _handle(self, rec: Record) -> None:
+        tp = (rec.topic, rec.partition)
+        try:
+            req = request_decoder.decode(rec.value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._undecodable(rec, str(exc))
+            self._finished(tp, rec.offset)
+            return
+        result = await self._process(req)
+        payload = encode(result)
+        if len(payload) > self.settings.bus.max_message_bytes - _RESULT_OVERHEAD:
+            result = Failed(subtask_id=req.subtask_id, task_id=req.task_id,
+                            account_id=req.account_id, runner_id=self.settings.runner_id,
+                            finished_at_ms=int(time.time() * 1000),
+                            error=f"outputs of {len(payload)} bytes exceed the result limit "
+                                  f"of {self.settings.bus.max_message_bytes} bytes")
+            payload = encode(result)
+        headers = (("content-type", b"application/msgpack"),
+                   ("schema-version", SCHEMA_VERSION),
+                   ("traceparent", rec.header("traceparent") or b""))
+        try:
+            await self._publish_retrying(self._topics.results, rec.key, payload, headers)
+        except BusError as exc:
+            # Not marked handled: a later member redelivers it.
+            log.error("result not published", extra={"subtask_id": req.subtask_id,
+                                                      "error": str(exc)})
+            return
+        self._metrics.results.labels(type(result).__name__.lower()).inc()
+        self._finished(tp, rec.offset)
+
+    def _finished(self, tp: tuple[str, int], offset: int) -> None:
+        self._tracker.finished(tp, offset)
+        self._commit_wanted.set()
+
+    async def _publish_retrying(self, topic: str, key: bytes | None, value: bytes,
+                                headers: tuple[tuple[str, bytes], ...]) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, BusError)),
+            stop=stop_after_attempt(5), wait=wait_random_exponential(0.05, max=2), reraise=True,
+        ):
+            with attempt:
+                await self._bus.publish(topic, key, value, headers)
+
+    async def _undecodable(self, rec: Record, error: str) -> None:
+        log.error("undecodable request", extra={"offset": rec.offset, "error": error})
+        headers = (("error", error.encode()[:1000]), ("source-topic", rec.topic.encode()),
+                   ("source-offset", str(rec.offset).encode()))
+        try:
+            await self._publish_retrying(self._topics.deadletter, rec.key, rec.value or b"",
+                                         headers)
+            ids = _ids_decoder.decode(rec.value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        except BusError as exc:
+            log.error("dead-letter publish failed: %s", exc)
+            return
+        failed = Failed(subtask_id=ids.subtask_id, task_id=ids.task_id,
+                        account_id=ids.account_id, runner_id=self.settings.runner_id,
+                        finished_at_ms=int(time.time() * 1000),
+                        error=f"the request could not be decoded: {error}")
+        try:
+            await self._publish_retrying(self._topics.results, rec.key, encode(failed), ())
+        except BusError:
+            pass
+
+    async def _process(self, req: InferenceRequest) -> SubtaskResult:
+        assert self._cache is not None
+        started = time.time()
+        now_ms = int(started * 1000)
+        common: dict[str, Any] = {"subtask_id": req.subtask_id, "task_id": req.task_id,
+                                  "account_id": req.account_id,
+                                  "runner_id": self.settings.runner_id}
+        queued_ms = max(0.0, now_ms - req.created_at_ms) if req.created_at_ms else 0.0
+        self._metrics.queued.observe(queued_ms / 1000)
+        if req.deadline_ms and now_ms > req.deadline_ms:
+            return Expired(**common, finished_at_ms=now_ms,
+                           timings=Timings(queued_ms=queued_ms),
+                           error=f"deadline exceeded: the request waited {queued_ms:.0f} ms "
+                                 "in the queue and was not run")
+        event = SubtaskEvent(subtask_id=req.subtask_id, task_id=req.task_id,
+                             account_id=req.account_id, kind="running", at_ms=now_ms,
+                             message=self.settings.runner_id)
+        try:
+            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
+        except BusError:
+            pass  # lifecycle events are best effort; the result is not
+        try:
+            t0 = time.perf_counter()
+            fetched = {}
+            if req.url_inputs:
+                arrays = await asyncio.gather(*(self._fetcher.fetch(u.url)
+                                                for u in req.url_inputs))
+                fetched = {u.name: a for u, a in zip(req.url_inputs, arrays, strict=True)}
+            fetch_ms = (time.perf_counter() - t0) * 1000
+            model = await self._cache.get(req.model)
+            feeds = build_feeds(model, req.inputs, fetched)
+            outputs, inference_ms = await run_model(model, feeds, req.outputs, self._executor)
+        except RunnerError as exc:
+            return Failed(**common, finished_at_ms=int(time.time() * 1000), error=str(exc),
+                          timings=Timings(queued_ms=queued_ms))
+        except Exception as exc:
+            log.exception("runner failure", extra={"subtask_id": req.subtask_id})
+            return Failed(**common, finished_at_ms=int(time.time() * 1000),
+                          error=f"internal runner error: {type(exc).__name__}")
+        self._metrics.inference.observe(inference_ms / 1000)
+        end = time.time()
+        return Succeeded(**common, finished_at_ms=int(end * 1000), outputs=outputs,
+                         timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms,
+                                         inference_ms=inference_ms,
+                                         total_ms=queued_ms + (end - started) * 1000))
+
+    # commits and heartbeats ------------------------------------------------------------
+    async def _commit_now(self) -> None:
+        offsets = self._tracker.take_commits()
+        if offsets and self._consumer is not None:
+            await self._consumer.commit(offsets)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit_now()
+
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(runner_id=self.settings.runner_id, host=socket.gethostname(),
+                         device=device_of(self.providers), providers=tuple(self.providers),
+                         models_loaded=tuple(self._cache.loaded if self._cache else ()),
+                         in_flight=len(self._tasks), at_ms=int(time.time() * 1000),
+                         state="draining" if self._state == "draining" else "running")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(),
+                                        encode(self.heartbeat()))
+            except BusError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(self.settings.heartbeat_s)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.bus_settings import BusSettings
+from schemas.env import env_bool, env_float, env_int, env_opt, env_str
+
+
+DEFAULT_PROVIDERS = (
+    "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    bus: BusSettings = field(default_factory=BusSettings)
+    #: ``INFERQ_RUNNER_ID``: this runner's id in heartbeats and results.
+    runner_id: str = ""
+    #: ``INFERQ_RUNNER_GROUP``: the consumer group all runners share.
+    group_id: str = "inferq-runners"
+    #: ``INFERQ_RUNNER_MAX_IN_FLIGHT``: requests held at once; partitions pause beyond.
+    max_in_flight: int = 64
+    #: ``INFERQ_RUNNER_MAX_MODELS``: ONNX Runtime sessions kept loaded (LRU).
+    max_models: int = 8
+    #: ``INFERQ_RUNNER_CACHE_DIR``: where models fetched over http(s) are kept.
+    cache_dir: Path = Path(".inferq/runner-cache")
+    #: ``INFERQ_PROVIDERS``: comma-separated execution providers to try, in order.
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    #: ``INFERQ_INTRA_OP_THREADS``: ONNX Runtime intra-op threads (0: one per core).
+    intra_op_threads: int = 0
+    #: ``INFERQ_EXECUTOR_THREADS``: threads running ``session.run`` concurrently.
+    executor_threads: int = 1
+    #: ``INFERQ_ALLOW_PRIVATE_URLS``: let Binary fileUrls name loopback/private hosts.
+    allow_private_urls: bool = False
+    #: ``INFERQ_FETCH_MAX_BYTES`` / ``INFERQ_FETCH_TIMEOUT_S``: bounds on one input fetch.
+    fetch_max_bytes: int = 64 * 1024 * 1024
+    fetch_timeout_s: float = 30.0
+    #: ``INFERQ_HEARTBEAT_S``: seconds between heartbeats on the runners topic.
+    heartbeat_s: float = 5.0
+    #: ``INFERQ_RUNNER_HOST`` / ``INFERQ_RUNNER_PORT``: health and metrics (0: any free port).
+    http_host: str = "127.0.0.1"
+    http_port: int = 8001
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
+        env = os.environ if env is None else env
+        bus = BusSettings.from_env(env)
+        providers = env_opt(env, "INFERQ_PROVIDERS")
+        return cls(
+            bus=bus,
+            runner_id=env_str(env, "INFERQ_RUNNER_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            group_id=env_str(env, "INFERQ_RUNNER_GROUP", "inferq-runners"),
+            max_in_flight=env_int(env, "INFERQ_RUNNER_MAX_IN_FLIGHT", 64, minimum=1),
+            max_models=env_int(env, "INFERQ_RUNNER_MAX_MODELS", 8, minimum=1),
+            cache_dir=Path(env_str(env, "INFERQ_RUNNER_CACHE_DIR",
+                                   str(bus.data_dir / "runner-cache"))),
+            providers=tuple(p.strip() for p in providers.split(","))
+            if providers else DEFAULT_PROVIDERS,
+            intra_op_threads=env_int(env, "INFERQ_INTRA_OP_THREADS", 0),
+            executor_threads=env_int(env, "INFERQ_EXECUTOR_THREADS", 1, minimum=1),
+            allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
+            fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
+            fetch_timeout_s=env_float(env, "INFERQ_FETCH_TIMEOUT_S", 30.0, minimum=0.1),
+            heartbeat_s=env_float(env, "INFERQ_HEARTBEAT_S", 5.0, minimum=0.1),
+            http_host=env_str(env, "INFERQ_RUNNER_HOST", "127.0.0.1"),
+            http_port=env_int(env, "INFERQ_RUNNER_PORT", 8001),
+        )

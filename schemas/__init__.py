@@ -1,0 +1,1 @@
+"""The contracts between inferq's parts: pure data and validation, no I/O."""

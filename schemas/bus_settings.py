@@ -1,0 +1,40 @@
+"""The bus settings every service shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.env import env_int, env_opt, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class BusSettings:
+    #: ``INFERQ_KAFKA_BOOTSTRAP``: Kafka bootstrap servers; unset means the embedded bus.
+    kafka_bootstrap: str | None = None
+    #: ``INFERQ_TOPIC_PREFIX``: prefix of every topic name.
+    topic_prefix: str = "inferq."
+    #: ``INFERQ_KAFKA_FETCH_MAX_WAIT_MS``: how long a fetch parks on the broker. Apache
+    #: Kafka wakes parked fetches on new data, so any value works there; the Tansu test
+    #: broker only re-checks at W/2, 3W/4, ..., so each hop costs up to W/2.
+    fetch_max_wait_ms: int = 5
+    #: ``INFERQ_MAX_MESSAGE_BYTES``: the largest record produced or fetched.
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: ``INFERQ_PARTITIONS``: partitions of requests, events and results when created.
+    partitions: int = 6
+    #: ``INFERQ_DATA_DIR``: where the embedded bus persists its topics.
+    data_dir: Path = Path(".inferq")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BusSettings:
+        return cls(
+            kafka_bootstrap=env_opt(env, "INFERQ_KAFKA_BOOTSTRAP"),
+            topic_prefix=env_str(env, "INFERQ_TOPIC_PREFIX", "inferq."),
+            fetch_max_wait_ms=env_int(env, "INFERQ_KAFKA_FETCH_MAX_WAIT_MS", 5, minimum=1),
+            max_message_bytes=env_int(
+                env, "INFERQ_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024
+            ),
+            partitions=env_int(env, "INFERQ_PARTITIONS", 6, minimum=1),
+            data_dir=Path(env_str(env, "INFERQ_DATA_DIR", ".inferq")),
+        )

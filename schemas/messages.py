@@ -1,0 +1,119 @@
+"""Messages on the bus: requests to runners, lifecycle events, final results.
+
+Every new field gets a default so that producers and consumers of different versions
+can run side by side during a rolling upgrade; decoders skip fields they do not know.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from schemas.tensors import Tensor
+
+SCHEMA_VERSION = b"1"
+
+
+class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Which model file a request runs on; the runner verifies ``sha256``."""
+
+    name: str
+    version: str
+    uri: str
+    sha256: str
+
+
+class UrlInput(msgspec.Struct, frozen=True, kw_only=True):
+    """An input the runner fetches itself (a Binary binding: a ``.npy`` at ``url``)."""
+
+    name: str
+    url: str
+
+
+class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
+    subtask_id: str
+    task_id: str
+    account_id: str
+    model: ModelRef
+    inputs: tuple[Tensor, ...] = ()
+    url_inputs: tuple[UrlInput, ...] = ()
+    #: Output names wanted, in order; empty means every output of the graph.
+    outputs: tuple[str, ...] = ()
+    created_at_ms: int = 0
+    #: Past this wall-clock time the request is answered ``expired`` and never run.
+    deadline_ms: int = 0
+
+
+class Timings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a request's time went, in milliseconds."""
+
+    queued_ms: float = 0.0
+    fetch_ms: float = 0.0
+    inference_ms: float = 0.0
+    total_ms: float = 0.0
+    batch_size: int = 1
+
+
+class _Result(msgspec.Struct, frozen=True, kw_only=True, tag_field="state"):
+    subtask_id: str
+    task_id: str
+    account_id: str
+    finished_at_ms: int = 0
+    runner_id: str = ""
+    timings: Timings = Timings()
+
+
+class Succeeded(_Result, frozen=True, kw_only=True, tag="succeeded"):
+    outputs: tuple[Tensor, ...] = ()
+
+
+class Failed(_Result, frozen=True, kw_only=True, tag="failed"):
+    error: str = ""
+
+
+class Cancelled(_Result, frozen=True, kw_only=True, tag="cancelled"):
+    error: str = "cancelled"
+
+
+class Expired(_Result, frozen=True, kw_only=True, tag="expired"):
+    error: str = "deadline exceeded before the request ran"
+
+
+SubtaskResult = Succeeded | Failed | Cancelled | Expired
+
+EventKind = Literal["queued", "running", "progress", "log"]
+
+
+class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
+    subtask_id: str
+    task_id: str
+    account_id: str
+    kind: EventKind
+    at_ms: int
+    message: str = ""
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A runner's periodic "alive" record on the compacted runners topic."""
+
+    runner_id: str
+    host: str
+    device: str
+    providers: tuple[str, ...]
+    models_loaded: tuple[str, ...] = ()
+    in_flight: int = 0
+    at_ms: int = 0
+    state: Literal["running", "draining", "stopped"] = "running"
+
+
+_enc = msgspec.msgpack.Encoder()
+request_decoder = msgspec.msgpack.Decoder(InferenceRequest)
+result_decoder = msgspec.msgpack.Decoder(SubtaskResult)
+event_decoder = msgspec.msgpack.Decoder(SubtaskEvent)
+heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """msgpack of any bus message."""
+    return _enc.encode(message)

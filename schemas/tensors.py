@@ -1,0 +1,123 @@
+"""The tensor codec: numpy arrays <-> a compact wire form.
+
+Numeric tensors travel as raw little-endian bytes plus dtype and shape, so a runner
+turns them back into arrays with one ``np.frombuffer`` and no copy. String tensors
+travel as a list of UTF-8 strings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+#: Wire dtype names, as numpy spells them, plus "string" for ONNX string tensors.
+NUMERIC_DTYPES: frozenset[str] = frozenset(
+    {
+        "bool",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "float16",
+        "float32",
+        "float64",
+    }
+)
+STRING = "string"
+
+#: ONNX TensorProto element types, by number, to wire dtype names.
+ONNX_ELEM_TO_DTYPE: dict[int, str] = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: STRING,
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+}
+
+#: onnxruntime's type strings ("tensor(float)") to wire dtype names.
+ORT_TYPE_TO_DTYPE: dict[str, str] = {
+    "tensor(float)": "float32",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(uint16)": "uint16",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(string)": STRING,
+    "tensor(bool)": "bool",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+}
+
+
+class TensorError(ValueError):
+    """A tensor that cannot be encoded or decoded; the message says why."""
+
+
+class Tensor(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One named tensor on the wire."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    #: Raw little-endian element bytes (numeric dtypes).
+    data: bytes = b""
+    #: Elements in row-major order (``dtype == "string"``).
+    strings: tuple[str, ...] | None = None
+
+
+def encode_array(name: str, array: npt.NDArray[np.generic]) -> Tensor:
+    """Encode ``array`` under ``name``; object/unicode arrays become string tensors."""
+    if array.dtype.kind in ("U", "S", "O"):
+        flat = array.reshape(-1)
+        strings = tuple(
+            v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat.tolist()
+        )
+        return Tensor(name=name, dtype=STRING, shape=tuple(array.shape), strings=strings)
+    dtype = array.dtype.name
+    if dtype not in NUMERIC_DTYPES:
+        raise TensorError(f"tensor {name!r}: dtype {dtype} is not supported")
+    le = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return Tensor(
+        name=name, dtype=dtype, shape=tuple(array.shape), data=np.ascontiguousarray(le).tobytes()
+    )
+
+
+def decode_tensor(tensor: Tensor) -> npt.NDArray[np.generic]:
+    """Turn a wire tensor back into an array, checking that bytes and shape agree."""
+    count = math.prod(tensor.shape)
+    if any(d < 0 for d in tensor.shape):
+        raise TensorError(f"tensor {tensor.name!r}: negative dimension in shape {tensor.shape}")
+    if tensor.dtype == STRING:
+        strings = tensor.strings or ()
+        if len(strings) != count:
+            raise TensorError(
+                f"tensor {tensor.name!r}: {len(strings)} strings for shape {list(tensor.shape)}"
+            )
+        return np.array(strings, dtype=object).reshape(tensor.shape)
+    if tensor.dtype not in NUMERIC_DTYPES:
+        raise TensorError(f"tensor {tensor.name!r}: unknown dtype {tensor.dtype!r}")
+    dt = np.dtype(tensor.dtype).newbyteorder("<")
+    if len(tensor.data) != count * dt.itemsize:
+        raise TensorError(
+            f"tensor {tensor.name!r}: {len(tensor.data)} bytes do not fit "
+            f"{tensor.dtype} of shape {list(tensor.shape)}"
+        )
+    return np.frombuffer(tensor.data, dtype=dt).reshape(tensor.shape)
