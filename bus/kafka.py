@@ -51,7 +51,7 @@ class KafkaBus:
     def __init__(self, options: KafkaOptions) -> None:
         self.options = options
         self._producer: AIOKafkaProducer | None = None
-        self._unacked: set[asyncio.Future[object]] = set()
+        self._unacked: set[asyncio.Future[None]] = set()
         self._soon_errors = 0
 
     async def start(self) -> None:
@@ -127,10 +127,10 @@ class KafkaBus:
         if len(self._unacked) >= self.options.max_unacked:
             raise BusError("too many unacknowledged publishes")
         task = asyncio.ensure_future(self.publish(topic, key, value, headers))
-        self._unacked.add(task)  # type: ignore[arg-type]
+        self._unacked.add(task)
         task.add_done_callback(self._soon_done)
 
-    def _soon_done(self, task: asyncio.Future[object]) -> None:
+    def _soon_done(self, task: asyncio.Future[None]) -> None:
         self._unacked.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._soon_errors += 1

@@ -23,8 +23,8 @@ def _env_from_flags(args: argparse.Namespace, names: dict[str, str]) -> None:
 def cmd_up(args: argparse.Namespace) -> None:
     _env_from_flags(args, {"host": "INFERQ_HOST", "port": "INFERQ_PORT",
                            "data_dir": "INFERQ_DATA_DIR"})
-    from ingest.settings import IngestSettings
     from inferq.up import run_up
+    from ingest.settings import IngestSettings
     from notifier.settings import NotifierSettings
     from runner.settings import RunnerSettings
 

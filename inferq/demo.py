@@ -20,7 +20,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ingest.context import IngestContext
-from ingest.keys import key_hash, new_key
+from schemas.keys import key_hash, new_key
 from schemas.registry import ApiKeyRecord, TaskRecord
 
 DEMO_ACCOUNT = "demo"
@@ -59,7 +59,8 @@ def demo_model_bytes(vocab: int = 1024, width: int = 4) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def curl_line(base_url: str, task_id: str, key: str) -> str:

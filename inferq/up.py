@@ -10,7 +10,9 @@ from pathlib import Path
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
 
+from bus.base import Bus
 from bus.factory import make_bus
 from inferq.demo import curl_line, ensure_demo
 from inferq.serve import bound_port, serve
@@ -35,24 +37,38 @@ def admin_token(data_dir: Path) -> str:
     return token
 
 
-def run_up(ingest: IngestSettings, runner: RunnerSettings, notifier: NotifierSettings) -> None:
-    data_dir = ingest.bus.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if ingest.admin_token is None:
-        ingest = replace(ingest, admin_token=admin_token(data_dir))
+def build_up(
+    ingest: IngestSettings, runner: RunnerSettings, notifier: NotifierSettings,
+    *, bus: Bus | None = None, demo_dir: Path | None = None,
+) -> tuple[Starlette, dict[str, str]]:
+    """The all-in-one app: ingest with runner and notifier as companions on one bus.
+
+    With ``demo_dir``, the demo model/key/task are ensured at start and their task id
+    and key land in the returned dict.
+    """
     metrics = CollectorRegistry()
-    bus = make_bus(ingest.bus.kafka_bootstrap, data_dir,
-                   fetch_max_wait_ms=ingest.bus.fetch_max_wait_ms,
-                   max_message_bytes=ingest.bus.max_message_bytes, client_id="inferq-up")
+    bus = bus or make_bus(ingest.bus.kafka_bootstrap, ingest.bus.data_dir,
+                          fetch_max_wait_ms=ingest.bus.fetch_max_wait_ms,
+                          max_message_bytes=ingest.bus.max_message_bytes, client_id="inferq-up")
     demo: dict[str, str] = {}
 
     async def on_ready(ctx: IngestContext) -> None:
-        demo["task"], demo["key"] = await ensure_demo(ctx, data_dir)
+        if demo_dir is not None:
+            demo["task"], demo["key"] = await ensure_demo(ctx, demo_dir)
 
     app = create_app(
         ingest, bus=bus, metrics=metrics, on_ready=on_ready,
         companions=[Runner(runner, bus, metrics), Notifier(notifier, bus, metrics)],
     )
+    return app, demo
+
+
+def run_up(ingest: IngestSettings, runner: RunnerSettings, notifier: NotifierSettings) -> None:
+    data_dir = ingest.bus.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if ingest.admin_token is None:
+        ingest = replace(ingest, admin_token=admin_token(data_dir))
+    app, demo = build_up(ingest, runner, notifier, demo_dir=data_dir)
 
     async def announce(srv: uvicorn.Server) -> None:
         port = bound_port(srv)

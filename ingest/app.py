@@ -17,12 +17,12 @@ from starlette.routing import BaseRoute, Route
 
 from bus.base import Bus
 from bus.factory import make_bus
+from bus.registry_view import RegistryView
 from bus.topics import TopicNames
 from ingest import routes_admin, routes_submit
 from ingest.context import IngestContext
 from ingest.errors import IngestError, NotFound
 from ingest.model_store import ModelStore
-from ingest.registry import RegistryView
 from ingest.responses import error_response, json_response
 from ingest.results import ResultBook
 from ingest.settings import IngestSettings

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus.base import Bus
+from bus.registry_view import RegistryView
 from bus.topics import TopicNames
 from ingest.model_store import ModelStore
-from ingest.registry import RegistryView
 from ingest.results import ResultBook
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore

@@ -13,12 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ingest.auth import model_for
 from ingest.body import read_body
 from ingest.context import IngestContext
 from ingest.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from ingest.keys import key_hash, new_key
 from ingest.responses import json_response
 from schemas.admin_api import CreateKey, CreateTask, KeyView, RotateKey, TaskView
+from schemas.keys import key_hash, new_key
 from schemas.registry import ApiKeyRecord, ModelRecord, TaskRecord
 
 T = TypeVar("T")
@@ -38,7 +39,8 @@ def key_view(r: ApiKeyRecord) -> KeyView:
 
 
 def model_view(m: ModelRecord) -> dict[str, object]:
-    return msgspec.to_builtins(m) | {"id": m.id}
+    view: dict[str, object] = msgspec.to_builtins(m)
+    return view | {"id": m.id}
 
 
 def routes(ctx: IngestContext) -> list[Route]:
@@ -121,7 +123,7 @@ def routes(ctx: IngestContext) -> list[Route]:
         check_admin(request)
         body = _decode(await read_body(request, 64 * 1024), CreateTask)
         model_id = body.model if ":" in body.model else f"{body.model}:1"
-        model = ctx.registry.model(model_id)
+        model = model_for(ctx.registry, model_id)
         task = TaskRecord(id=str(uuid.uuid4()), account_id=body.account,
                           name=body.name or model.name, model_id=model.id,
                           fill_bindings_via_api=body.fillBindingsViaApi,

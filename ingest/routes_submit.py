@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ingest.auth import authenticate, model_for, task_for
 from ingest.bindings import bindings_to_inputs
 from ingest.body import api_key, read_body
 from ingest.context import IngestContext
 from ingest.errors import BadRequest
 from ingest.responses import json_response
-from schemas.messages import Succeeded, SubtaskResult
+from schemas.messages import SubtaskResult, Succeeded
 from schemas.submit_api import SubmitResponse, describe_decode_error, submit_body_decoder
 from schemas.tensors import decode_tensor
 
@@ -30,8 +31,8 @@ def submit_response(subtask_id: str, result: SubtaskResult | None) -> SubmitResp
 
 def routes(ctx: IngestContext) -> list[Route]:
     async def submit(request: Request) -> Response:
-        account = ctx.registry.authenticate(api_key(request))
-        task = ctx.registry.task_for(request.path_params["task_id"], account)
+        account = authenticate(ctx.registry, api_key(request))
+        task = task_for(ctx.registry, request.path_params["task_id"], account)
         if not task.fill_bindings_via_api:
             raise BadRequest(f"task {task.id} is not configured for API bindings")
         raw = await read_body(request, ctx.settings.max_body_bytes)
@@ -39,7 +40,7 @@ def routes(ctx: IngestContext) -> list[Route]:
             body = submit_body_decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise BadRequest(describe_decode_error(exc)) from None
-        model = ctx.registry.model(task.model_id)
+        model = model_for(ctx.registry, task.model_id)
         inputs, url_inputs = bindings_to_inputs(body.bindings, model)
         req = ctx.core.request(
             account_id=account, task=task, model=model, inputs=inputs, url_inputs=url_inputs
@@ -50,7 +51,7 @@ def routes(ctx: IngestContext) -> list[Route]:
         return json_response(submit_response(req.subtask_id, result))
 
     async def get_subtask(request: Request) -> Response:
-        account = ctx.registry.authenticate(api_key(request))
+        account = authenticate(ctx.registry, api_key(request))
         subtask_id = request.path_params["subtask_id"]
         result = ctx.core.lookup(subtask_id, account)
         return json_response(submit_response(subtask_id, result))

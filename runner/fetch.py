@@ -106,4 +106,6 @@ class NpyFetcher:
         except EOFError:
             raise InputError(f"fetching {url}: the .npy body is shorter than its header says"
                              ) from None
-        return np.load(io.BytesIO(prefix[:start] + body), allow_pickle=False)
+        array: npt.NDArray[np.generic] = np.load(io.BytesIO(prefix[:start] + body),
+                                                 allow_pickle=False)
+        return array

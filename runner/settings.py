@@ -9,7 +9,6 @@ from pathlib import Path
 from schemas.bus_settings import BusSettings
 from schemas.env import env_bool, env_float, env_int, env_opt, env_str
 
-
 DEFAULT_PROVIDERS = (
     "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider",
 )

@@ -76,4 +76,5 @@ def encode_record(record: RegistryRecord) -> bytes:
 
 
 def decode_record(data: bytes) -> RegistryRecord:
-    return _decoder.decode(data)
+    record: RegistryRecord = _decoder.decode(data)
+    return record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from schemas.messages import Cancelled, Expired, Failed, Succeeded, SubtaskResult
+from schemas.messages import Cancelled, Expired, Failed, SubtaskResult, Succeeded
 
 FinalState = Literal["succeeded", "failed", "cancelled", "expired"]
 

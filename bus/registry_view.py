@@ -1,5 +1,8 @@
 """The registry view: keys, models and tasks, rebuilt by replaying the registry topic.
 
+Every service that needs the registry (ingest for auth and tasks, the notifier for
+auth, runners for models) keeps one of these.
+
 Writes go to the topic, never straight into the view; a writer then waits until its
 own tail has applied the record, so a client that created a task can use it at once,
 and every replica converges on the same state.
@@ -13,9 +16,8 @@ import time
 
 import msgspec
 
-from bus.base import Bus, Tail
-from ingest.errors import NotFound, Unauthorized, Unavailable
-from ingest.keys import key_id_of, matches
+from bus.base import Bus, BusError, Tail
+from schemas.keys import key_id_of, matches
 from schemas.registry import (
     ApiKeyRecord,
     ModelRecord,
@@ -73,9 +75,12 @@ class RegistryView:
     def _apply(self, key: str, value: bytes | None) -> None:
         kind, _, ident = key.partition(":")
         if value is None:
-            {"key": self.keys, "model": self.models, "task": self.tasks}.get(kind, {}).pop(
-                ident, None
-            )
+            if kind == "key":
+                self.keys.pop(ident, None)
+            elif kind == "model":
+                self.models.pop(ident, None)
+            elif kind == "task":
+                self.tasks.pop(ident, None)
         else:
             try:
                 record = decode_record(value)
@@ -104,30 +109,15 @@ class RegistryView:
         try:
             await asyncio.wait_for(event.wait(), 30)
         except TimeoutError:
-            raise Unavailable(f"registry write {key} was not seen back within 30 s") from None
+            raise BusError(f"registry write {key} was not seen back within 30 s") from None
 
     # reads -----------------------------------------------------------------------------
-    def authenticate(self, key: str | None) -> str:
-        """The account id of a valid, unrevoked key; else Unauthorized."""
-        if not key:
-            raise Unauthorized("missing API key: send it in the X-Api-Key header")
-        key_id = key_id_of(key)
+    def account_for(self, key: str | None) -> str | None:
+        """The account of a valid, unrevoked key, else None (compared in constant time)."""
+        key_id = key_id_of(key) if key else None
         record = self.keys.get(key_id) if key_id else None
-        if record is None or not matches(key, record.key_hash):
-            raise Unauthorized("invalid API key")
+        if record is None or key is None or not matches(key, record.key_hash):
+            return None
         if record.revoked_at_ms is not None and record.revoked_at_ms <= time.time() * 1000:
-            raise Unauthorized("this API key has been revoked")
+            return None
         return record.account_id
-
-    def task_for(self, task_id: str, account_id: str) -> TaskRecord:
-        task = self.tasks.get(task_id)
-        # Another account's task is answered exactly like a missing one.
-        if task is None or task.account_id != account_id:
-            raise NotFound(f"task {task_id} not found")
-        return task
-
-    def model(self, model_id: str) -> ModelRecord:
-        model = self.models.get(model_id)
-        if model is None:
-            raise NotFound(f"model {model_id} not found")
-        return model

@@ -1,0 +1,147 @@
+"""The submit API end to end over real HTTP, on the embedded bus and on Kafka."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from aiohttp import web
+
+from tests import onnx_models
+from tests.harness import Stack, running_stack
+
+
+def ort_run(model: bytes, feeds: dict[str, Any]) -> dict[str, Any]:
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+@pytest.fixture
+async def stack(kafka_bootstrap: str | None, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(kafka_bootstrap, tmp_path) as s:
+        yield s
+
+
+def jb(name: str, value: Any) -> dict[str, Any]:
+    return {"tensorName": name, "payloadType": "Json", "payload": json.dumps(value),
+            "fileUrl": None}
+
+
+async def test_json_bindings_match_onnxruntime(stack: Stack) -> None:
+    model = onnx_models.int_model()
+    task = await stack.create_task("acme", await stack.upload_model("ints", model))
+    key = await stack.create_key("acme")
+    a = [[1, 2, 3], [4, 5, 6]]
+    b = [[10, 20, 30], [-1, -2, -3]]
+    r = await stack.submit(task, key, [jb("a", a), jb("b", b)])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"id", "state", "data", "error"}
+    assert body["state"] == "success" and body["error"] is None
+    want = ort_run(model, {"a": np.array(a, np.int64), "b": np.array(b, np.int64)})
+    assert body["data"] == {k: v.tolist() for k, v in want.items()}
+    # The result stays retrievable by id, with the same body.
+    g = await stack.client.get(f"{stack.base_url}/api/inference/subtasks/{body['id']}",
+                               headers={"X-Api-Key": key})
+    assert g.status_code == 200 and g.json() == body
+
+
+async def test_float_model_and_bearer_auth(stack: Stack) -> None:
+    model = onnx_models.add_model()
+    task = await stack.create_task("acme", await stack.upload_model("add", model))
+    key = await stack.create_key("acme")
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    r = await stack.client.post(f"{stack.base_url}/api/inference/tasks/{task}",
+                                json={"bindings": [jb("x", x.tolist())]},
+                                headers={"Authorization": f"Bearer {key}"})
+    assert r.json()["state"] == "success", r.text
+    got = np.array(r.json()["data"]["y"], np.float32)
+    np.testing.assert_array_equal(got, ort_run(model, {"x": x})["y"])
+
+
+async def test_text_binding_feeds_string_tensor(stack: Stack) -> None:
+    model = onnx_models.text_model()
+    task = await stack.create_task("acme", await stack.upload_model("text", model))
+    key = await stack.create_key("acme")
+    r = await stack.submit(task, key, [{"tensorName": "text", "payloadType": "Text",
+                                        "payload": "hello inferq", "fileUrl": None}])
+    assert r.json() == {"id": r.json()["id"], "state": "success",
+                        "data": {"upper": ["HELLO INFERQ"]}, "error": None}
+
+
+@pytest.fixture
+async def npy_server() -> AsyncIterator[tuple[str, dict[str, bytes]]]:
+    files: dict[str, bytes] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name == "moved.npy":
+            raise web.HTTPFound("/files/image.npy")
+        if name not in files:
+            raise web.HTTPNotFound()
+        return web.Response(body=files[name], content_type="application/octet-stream")
+
+    app = web.Application()
+    app.router.add_get("/files/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/files", files
+    await runner.cleanup()
+
+
+def npy(array: np.ndarray[Any, Any]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def object_npy() -> bytes:
+    """A .npy whose header announces pickled Python objects."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return buf.getvalue() + b"\x80\x04N."
+
+
+async def test_binary_binding_fetches_npy(stack: Stack,
+                                          npy_server: tuple[str, dict[str, bytes]]) -> None:
+    base, files = npy_server
+    model = onnx_models.image_model()
+    task = await stack.create_task("acme", await stack.upload_model("img", model))
+    key = await stack.create_key("acme")
+    image = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    files["image.npy"] = npy(image)
+    files["wrong.npy"] = npy(np.zeros((1, 3, 4, 4), np.float32))
+    files["pickle.npy"] = object_npy()
+
+    def binding(name: str) -> dict[str, Any]:
+        return {"tensorName": "image", "payloadType": "Binary", "payload": None,
+                "fileUrl": f"{base}/{name}"}
+
+    r = await stack.submit(task, key, [binding("image.npy")])
+    assert r.json()["state"] == "success", r.text
+    np.testing.assert_allclose(np.array(r.json()["data"]["mean"], np.float32),
+                               ort_run(model, {"image": image})["mean"], rtol=1e-6)
+
+    cases = {
+        "wrong.npy": "does not match the model",
+        "missing.npy": "HTTP 404",
+        "moved.npy": "redirects are not followed",
+        "pickle.npy": "Python objects are refused",
+    }
+    for name, message in cases.items():
+        r = await stack.submit(task, key, [binding(name)])
+        body = r.json()
+        assert r.status_code == 200 and body["state"] == "failed", (name, body)
+        assert message in body["error"], (name, body)
+        assert body["data"] is None

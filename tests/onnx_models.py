@@ -1,0 +1,68 @@
+"""Small ONNX models the tests build with the onnx helper API (nothing is downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _model(graph: onnx.GraphProto, opset: int = 13) -> bytes:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def add_model(width: int = 4) -> bytes:
+    """y = x + 1, FP32 [-1, width]."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])], "add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(np.ones((width,), np.float32), "one")],
+    )
+    return _model(graph)
+
+
+def int_model() -> bytes:
+    """Two int64 inputs: sum = a + b and prod = a * b, shape [-1, 3]."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["sum"]),
+         helper.make_node("Mul", ["a", "b"], ["prod"])],
+        "ints",
+        [helper.make_tensor_value_info("a", TensorProto.INT64, ["n", 3]),
+         helper.make_tensor_value_info("b", TensorProto.INT64, ["n", 3])],
+        [helper.make_tensor_value_info("sum", TensorProto.INT64, ["n", 3]),
+         helper.make_tensor_value_info("prod", TensorProto.INT64, ["n", 3])],
+    )
+    return _model(graph)
+
+
+def text_model() -> bytes:
+    """Upper-cases a string tensor of shape [1] (StringNormalizer)."""
+    graph = helper.make_graph(
+        [helper.make_node("StringNormalizer", ["text"], ["upper"], case_change_action="UPPER",
+                           locale="C.UTF-8")],
+        "text",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
+        [helper.make_tensor_value_info("upper", TensorProto.STRING, [1])],
+    )
+    return _model(graph, opset=13)
+
+
+def image_model() -> bytes:
+    """Mean over H and W of an FP32 [1, 3, 8, 8] image -> [1, 3] (for Binary .npy inputs)."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[2, 3], keepdims=0)], "img",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, [1, 3])],
+    )
+    return _model(graph)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
