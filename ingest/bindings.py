@@ -32,7 +32,16 @@ def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
         raise BadRequest(f"tensor {spec.name!r}: nested arrays are ragged") from None
     kind = src.dtype.kind
     if kind == "O":
-        raise BadRequest(f"tensor {spec.name!r}: nested arrays are ragged or mix types")
+        # Either ragged/mixed, or integers too large for any numpy integer type.
+        try:
+            wide = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise BadRequest(f"tensor {spec.name!r}: nested arrays are ragged or mix types"
+                             ) from None
+        if np.dtype(spec.dtype).kind != "f":
+            raise BadRequest(f"tensor {spec.name!r}: values {wide.min():.0f}..{wide.max():.0f} "
+                             f"do not fit {spec.dtype}")
+        src, kind = wide, "f"
     if spec.dtype == STRING:
         if kind != "U" and src.size:
             raise BadRequest(f"tensor {spec.name!r} expects strings")

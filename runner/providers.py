@@ -8,6 +8,8 @@ session actually got.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections.abc import Sequence
 
@@ -34,16 +36,25 @@ def usable_providers(wanted: Sequence[str]) -> list[str]:
     candidates = [p for p in wanted if p in available]
     if "CPUExecutionProvider" not in candidates:
         candidates.append("CPUExecutionProvider")
-    # The probe's fallbacks are expected, not warnings worth a stack of stderr lines.
-    ort.set_default_logger_severity(3)
+    # The probe's fallbacks are expected: keep ORT's error lines and its printed
+    # "EP Error" banner out of the logs, then restore warnings.
+    ort.set_default_logger_severity(4)
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
+    got = ["CPUExecutionProvider"]
     try:
-        session = ort.InferenceSession(_probe_model(), sess_options=opts, providers=candidates)
-        got = session.get_providers()
-    except Exception as exc:  # a provider that fails hard at creation
-        log.warning("provider probe failed (%s); using the CPU", exc)
-        got = ["CPUExecutionProvider"]
+        for provider in candidates[:-1]:
+            with contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    session = ort.InferenceSession(_probe_model(), sess_options=opts,
+                                                   providers=[provider, "CPUExecutionProvider"])
+                except Exception as exc:  # a provider that fails hard at creation
+                    log.info("provider %s does not load: %s", provider, exc)
+                    continue
+            if provider in session.get_providers():
+                got.append(provider)
+    finally:
+        ort.set_default_logger_severity(2)
     chosen = [p for p in candidates if p in got]
     log.info("execution providers", extra={"providers": chosen,
                                             "available": sorted(available)})

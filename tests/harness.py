@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
+from bus.topics import TopicNames
 from inferq.serve import bound_port, server
 from inferq.up import build_up
 from ingest.settings import IngestSettings
@@ -34,6 +36,26 @@ class Stack:
     base_url: str
     client: httpx.AsyncClient
     bus: BusSettings
+    app: Starlette
+
+    async def count_records(self, topic: str) -> int:
+        """Records on ``topic`` now (every partition), read through the stack's own bus."""
+        ctx = self.app.state.ctx
+        tail = ctx.bus.tail([topic], from_beginning=True)
+        await tail.start()
+        try:
+            n = 0
+            for _ in range(200):
+                if tail.caught_up():
+                    return n
+                n += len(await tail.fetch(1000, 0.05))
+            raise AssertionError(f"could not read {topic} to its end")
+        finally:
+            await tail.stop()
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.bus.topic_prefix)
 
     async def admin(self, method: str, path: str, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **kw.pop("headers", {})}
@@ -91,7 +113,7 @@ async def running_stack(
     base = f"http://127.0.0.1:{bound_port(srv)}"
     try:
         async with httpx.AsyncClient(timeout=60) as client:
-            yield Stack(base, client, bus)
+            yield Stack(base, client, bus, app)
     finally:
         srv.should_exit = True
         await asyncio.wait_for(task, 60)
