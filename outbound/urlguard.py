@@ -1,10 +1,11 @@
-"""The outbound URL guard: which URLs a service may fetch.
+"""The outbound URL guard: which URLs a service may call (runner fetches, webhooks).
 
 http/https only; the host must resolve to public addresses only (every address, so a
 name that also resolves to loopback is refused), unless private addresses are allowed.
 IP literals in any form the resolver accepts (``2130706433``, ``0x7f.1``, IPv4-mapped
-IPv6) end up as addresses and are checked the same way. The resolver below is what
-the HTTP client connects through, so the address checked is the address used.
+IPv6) end up as addresses and are checked the same way. The connector below checks
+names in its resolver and every address again as it opens the socket, so the address
+checked is the address used (no DNS rebinding between check and connect).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from runner.errors import UrlRefused
+from outbound.errors import UrlRefused
 
 
 def address_allowed(addr: str) -> bool:
@@ -30,11 +33,11 @@ def check_url_syntax(url: str) -> str:
     """The host of an http(s) URL; UrlRefused for anything else."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise UrlRefused(f"only http and https URLs are fetched, not {parts.scheme or 'none'!r}")
+        raise UrlRefused(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
     if not parts.hostname:
         raise UrlRefused("the URL has no host")
     if parts.username or parts.password:
-        raise UrlRefused("URLs with credentials are not fetched")
+        raise UrlRefused("URLs with credentials are not allowed")
     return parts.hostname
 
 
@@ -71,3 +74,21 @@ async def check_url(url: str, allow_private: bool) -> None:
     host = check_url_syntax(url)
     await GuardedResolver(allow_private).resolve(host.strip("[]"))
 
+
+
+def guarded_connector(allow_private: bool, *, limit: int = 64) -> aiohttp.TCPConnector:
+    """A connector that checks names as it resolves them and every address it dials.
+
+    aiohttp skips the resolver for IP literals, so the socket factory checks the final
+    address too: whatever the URL said, no socket to a non-public address is opened.
+    """
+
+    def open_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        addr = str(sockaddr[0])
+        if not allow_private and not address_allowed(addr):
+            raise UrlRefused(f"refusing to connect to a non-public address ({addr})")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), limit=limit,
+                                ttl_dns_cache=0, socket_factory=open_socket)

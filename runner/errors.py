@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from outbound import errors as outbound_errors
+
 
 class RunnerError(Exception):
     """Base of runner errors; the message becomes the result's error text."""
@@ -15,7 +17,7 @@ class FetchError(RunnerError, OSError):
     """A Binary input could not be fetched."""
 
 
-class UrlRefused(FetchError, PermissionError):
+class UrlRefused(FetchError, outbound_errors.UrlRefused):
     """The URL guard refused an address before any connection was made."""
 
 

@@ -16,8 +16,9 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
+from outbound import errors as outbound_errors
+from outbound.urlguard import check_url, guarded_connector
 from runner.errors import FetchError, InputError, UrlRefused
-from runner.urlguard import GuardedResolver, check_url
 
 _MAGIC = b"\x93NUMPY"
 
@@ -60,10 +61,9 @@ class NpyFetcher:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._allow_private),
-                                         limit=64, ttl_dns_cache=0)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                              auto_decompress=False)
+        self._session = aiohttp.ClientSession(
+            connector=guarded_connector(self._allow_private), timeout=self._timeout,
+            auto_decompress=False)
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -71,7 +71,10 @@ class NpyFetcher:
 
     async def fetch(self, url: str) -> npt.NDArray[np.generic]:
         assert self._session is not None, "fetcher not started"
-        await check_url(url, self._allow_private)
+        try:
+            await check_url(url, self._allow_private)
+        except outbound_errors.UrlRefused as exc:
+            raise UrlRefused(str(exc)) from None
         try:
             async with self._session.get(url, allow_redirects=False) as resp:
                 if 300 <= resp.status < 400:
