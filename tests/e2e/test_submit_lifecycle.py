@@ -1,0 +1,93 @@
+"""Pending, expired, retrieval after restarts, and a second ingest seeing the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from tests import onnx_models
+from tests.harness import Stack, running_stack
+
+
+def jb(name: str, value: Any) -> dict[str, Any]:
+    return {"tensorName": name, "payloadType": "Json", "payload": json.dumps(value),
+            "fileUrl": None}
+
+
+GOOD = [jb("a", [[1, 2, 3]]), jb("b", [[4, 5, 6]])]
+WANT = {"sum": [[5, 7, 9]], "prod": [[4, 10, 18]]}
+
+
+async def poll_until_final(s: Stack, subtask: str, key: str) -> dict[str, Any]:
+    for _ in range(200):
+        r = await s.client.get(f"{s.base_url}/api/inference/subtasks/{subtask}",
+                               headers={"X-Api-Key": key})
+        assert r.status_code == 200, r.text
+        if r.json()["state"] != "pending":
+            return dict(r.json())
+        await asyncio.sleep(0.05)
+    raise AssertionError("subtask never finished")
+
+
+async def test_pending_then_retrievable(kafka_bootstrap: str | None, tmp_path: Path) -> None:
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             ingest_overrides={"sync_timeout_s": 0.0}) as s:
+        task = await s.create_task("acme", await s.upload_model("ints", onnx_models.int_model()))
+        key = await s.create_key("acme")
+        r = await s.submit(task, key, GOOD)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["state"] == "pending" and body["data"] is None and body["error"] is None
+        final = await poll_until_final(s, body["id"], key)
+        assert final == {"id": body["id"], "state": "success", "data": WANT, "error": None}
+
+
+async def test_expired_requests_fail_without_running(kafka_bootstrap: str | None,
+                                                     tmp_path: Path) -> None:
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             ingest_overrides={"request_deadline_s": 0.001}) as s:
+        task = await s.create_task("acme", await s.upload_model("ints", onnx_models.int_model()))
+        key = await s.create_key("acme")
+        await asyncio.sleep(0.01)
+        body = (await s.submit(task, key, GOOD)).json()
+        assert body["state"] == "failed" and body["data"] is None
+        assert body["error"].startswith("deadline exceeded")
+        text = (await s.client.get(f"{s.base_url}/metrics")).text
+        assert 'inferq_runner_results_total{state="expired"} 1.0' in text
+        assert 'inferq_runner_results_total{state="succeeded"}' not in text
+
+
+async def test_results_and_registry_survive_restart(kafka_bootstrap: str | None,
+                                                    tmp_path: Path) -> None:
+    async with running_stack(kafka_bootstrap, tmp_path) as s:
+        prefix = s.bus.topic_prefix
+        task = await s.create_task("acme", await s.upload_model("ints", onnx_models.int_model()))
+        key = await s.create_key("acme")
+        done = (await s.submit(task, key, GOOD)).json()
+        assert done["state"] == "success"
+    # A new process (same data dir, or same topics on Kafka) rebuilds everything.
+    async with running_stack(kafka_bootstrap, tmp_path, prefix=prefix) as s2:
+        r = await s2.client.get(f"{s2.base_url}/api/inference/subtasks/{done['id']}",
+                                headers={"X-Api-Key": key})
+        assert r.status_code == 200 and r.json() == done
+        again = (await s2.submit(task, key, GOOD)).json()
+        assert again["state"] == "success" and again["data"] == WANT
+
+
+async def test_second_ingest_sees_tasks_of_the_first(tansu: str, tmp_path: Path) -> None:
+    async with running_stack(tansu, tmp_path / "one") as first:
+        async with running_stack(tansu, tmp_path / "two", prefix=first.bus.topic_prefix) as second:
+            model = await first.upload_model("ints", onnx_models.int_model())
+            task = await first.create_task("acme", model)
+            key = await first.create_key("acme")
+            # Created through the first, usable at once through the second.
+            for _ in range(100):
+                r = await second.submit(task, key, GOOD)
+                if r.status_code != 404 and r.status_code != 401:
+                    break
+                await asyncio.sleep(0.05)
+            assert r.status_code == 200 and r.json()["data"] == WANT
+            listed = (await second.admin("GET", "/admin/tasks?account=acme")).json()
+            assert [t["id"] for t in listed] == [task]
