@@ -66,3 +66,19 @@ def image_model() -> bytes:
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def token_model(vocab: int = 4096, width: int = 4) -> bytes:
+    """input_ids int64 [batch, seq] -> output_logits FP32 [batch, width] (mean embedding)."""
+    table = np.random.default_rng(7).standard_normal((vocab, width)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Mod", ["input_ids", "vocab"], ["ids"]),
+         helper.make_node("Gather", ["table", "ids"], ["emb"]),
+         helper.make_node("ReduceMean", ["emb"], ["output_logits"], axes=[1], keepdims=0)],
+        "tokens",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("output_logits", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(table, "table"),
+                     numpy_helper.from_array(np.array(vocab, dtype=np.int64), "vocab")],
+    )
+    return _model(graph)
