@@ -194,6 +194,10 @@ class EmbeddedGroupConsumer:
     def resume(self) -> None:
         self._paused = False
 
+    def lag(self) -> int:
+        return sum(max(0, self._bus.end_offset(t) - self._group.position.get(t, 0))
+                   for t in self._topics)
+
     def on_revoked(self, callback: Callable[[Iterable[TopicPartitionKey]], None]) -> None:
         """One process, one group view: partitions are never taken away."""
 

@@ -178,6 +178,8 @@ class KafkaGroupConsumer:
         self._topics = topics
         self._listener = _Listener()
         self._paused = False
+        # Next offset per partition, from what fetch returned (for ``lag``).
+        self._next: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         self._c.subscribe(self._topics, listener=self._listener)
@@ -196,6 +198,9 @@ class KafkaGroupConsumer:
             # nothing but drives the coordinator.
             self._c.pause(*self._c.assignment())
         batches = await self._c.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        for tp, msgs in batches.items():
+            if msgs:
+                self._next[tp] = msgs[-1].offset + 1
         return [_record(m) for msgs in batches.values() for m in msgs]
 
     async def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
@@ -216,6 +221,16 @@ class KafkaGroupConsumer:
     def resume(self) -> None:
         self._paused = False
         self._c.resume(*self._c.assignment())
+
+    def lag(self) -> int:
+        # The high watermark comes with each fetch response, so both numbers are as of
+        # the last fetch; a partition that returned nothing yet counts as caught up.
+        total = 0
+        for tp in self._c.assignment():
+            high = self._c.highwater(tp)
+            if high is not None:
+                total += max(0, high - self._next.get(tp, high))
+        return total
 
     def on_revoked(self, callback: Callable[[Iterable[TopicPartitionKey]], None]) -> None:
         self._listener.callbacks.append(callback)

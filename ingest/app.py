@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,7 +27,7 @@ from ingest.responses import error_response, json_response
 from ingest.results import ResultBook
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore
-from obs.metrics import HttpMetrics, metrics_endpoint
+from obs.metrics import LATENCY_BUCKETS, HttpMetrics, metrics_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def create_app(
     metrics = metrics or CollectorRegistry()
     Gauge("inferq_ingest_waiters", "synchronous calls waiting for a result",
           registry=metrics).set_function(lambda: ctx.results.waiting)
+    ctx.core.on_answered = Histogram(
+        "inferq_ingest_end_to_end_seconds", "from publishing a request to its result (sync calls)",
+        registry=metrics, buckets=LATENCY_BUCKETS).observe
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

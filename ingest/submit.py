@@ -7,7 +7,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bus.base import Bus, BusError
@@ -52,12 +52,16 @@ class SubmitCore:
         self._deadline_s = deadline_s
         # Subtasks submitted here and not yet finished, so GET can answer `pending`.
         self._pending: OrderedDict[str, Submitted] = OrderedDict()
+        #: Called with the seconds from publish to result of every answered sync call
+        #: (the end-to-end latency histogram).
+        self.on_answered: Callable[[float], None] | None = None
 
     async def run(
         self, req: InferenceRequest, timeout_s: float, traceparent: str | None = None
     ) -> SubtaskResult | None:
         """Publish ``req`` and wait up to ``timeout_s`` for its result (None: pending)."""
         fut = self.results.expect(req.subtask_id)
+        started = time.perf_counter()
         try:
             await self.publish(req, traceparent)
         except BaseException:
@@ -66,7 +70,10 @@ class SubmitCore:
         if timeout_s <= 0:
             self.results.forget(req.subtask_id)
             return None
-        return await self.results.wait(req.subtask_id, fut, timeout_s)
+        result = await self.results.wait(req.subtask_id, fut, timeout_s)
+        if result is not None and self.on_answered is not None:
+            self.on_answered(time.perf_counter() - started)
+        return result
 
     def request(
         self,

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from bus.base import Bus, Tail
 from bus.topics import TopicNames
 from notifier.settings import NotifierSettings
+from obs.tracing import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -45,4 +46,8 @@ class Notifier:
         assert self._tail is not None
         while True:
             for rec in await self._tail.fetch(1000, 1.0):
-                self._seen.labels(rec.topic.removeprefix(self._topics.prefix)).inc()
+                role = rec.topic.removeprefix(self._topics.prefix)
+                self._seen.labels(role).inc()
+                log.debug("%s record", role, extra={
+                    "subtask_id": (rec.key or b"").decode("utf-8", "replace"), "topic": role,
+                    **log_fields(rec.header("traceparent"))})

@@ -57,3 +57,21 @@ class HttpMetrics:
             template = getattr(route, "path", "unmatched")
             self.requests.labels(self.service, template, scope["method"], str(status)).inc()
             self.latency.labels(self.service, template).observe(time.perf_counter() - start)
+
+
+class WebhookMetrics:
+    """Webhook delivery counters for the notifier's deliverer to increment.
+
+    ``attempts`` counts every HTTP attempt by outcome (``delivered``, ``retry``,
+    ``failed``, ``deadlettered``); ``duration`` times each attempt.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "inferq_notifier_webhook_attempts", "webhook delivery attempts by outcome",
+            ["outcome"], registry=registry,
+        )
+        self.duration = Histogram(
+            "inferq_notifier_webhook_seconds", "webhook attempt duration",
+            registry=registry, buckets=LATENCY_BUCKETS,
+        )
