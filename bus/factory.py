@@ -7,6 +7,7 @@ from pathlib import Path
 from bus.base import Bus
 from bus.embedded import EmbeddedBus
 from bus.kafka import KafkaBus, KafkaOptions
+from schemas.bus_settings import BusSettings
 
 
 def make_bus(
@@ -16,6 +17,7 @@ def make_bus(
     fetch_max_wait_ms: int = 5,
     max_message_bytes: int = 16 * 1024 * 1024,
     client_id: str = "inferq",
+    session_timeout_ms: int = 10_000,
 ) -> Bus:
     if kafka_bootstrap:
         return KafkaBus(
@@ -24,6 +26,18 @@ def make_bus(
                 fetch_max_wait_ms=fetch_max_wait_ms,
                 max_message_bytes=max_message_bytes,
                 client_id=client_id,
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(100, session_timeout_ms // 5),
             )
         )
     return EmbeddedBus(data_dir)
+
+
+def bus_for(settings: BusSettings, client_id: str) -> Bus:
+    """The bus that ``settings`` describe."""
+    return make_bus(
+        settings.kafka_bootstrap, settings.data_dir,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_message_bytes=settings.max_message_bytes, client_id=client_id,
+        session_timeout_ms=settings.session_timeout_ms,
+    )

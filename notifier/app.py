@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from bus.factory import make_bus
+from bus.factory import bus_for
 from bus.topics import TopicNames
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
@@ -17,10 +17,7 @@ from obs.health import ops_app
 
 def create_app(settings: NotifierSettings) -> Starlette:
     registry = CollectorRegistry()
-    bus = make_bus(settings.bus.kafka_bootstrap, settings.bus.data_dir,
-                   fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
-                   max_message_bytes=settings.bus.max_message_bytes,
-                   client_id="inferq-notifier")
+    bus = bus_for(settings.bus, "inferq-notifier")
     notifier = Notifier(settings, bus, registry)
 
     @asynccontextmanager

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from bus.factory import make_bus
+from bus.factory import bus_for
 from obs.health import ops_app
 from runner.service import Runner
 from runner.settings import RunnerSettings
@@ -16,10 +16,7 @@ from runner.settings import RunnerSettings
 
 def create_app(settings: RunnerSettings) -> Starlette:
     registry = CollectorRegistry()
-    bus = make_bus(settings.bus.kafka_bootstrap, settings.bus.data_dir,
-                   fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
-                   max_message_bytes=settings.bus.max_message_bytes,
-                   client_id=f"inferq-runner-{settings.runner_id}")
+    bus = bus_for(settings.bus, f"inferq-runner-{settings.runner_id}")
     runner = Runner(settings, bus, registry)
 
     @asynccontextmanager

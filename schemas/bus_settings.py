@@ -23,6 +23,9 @@ class BusSettings:
     max_message_bytes: int = 16 * 1024 * 1024
     #: ``INFERQ_PARTITIONS``: partitions of requests, events and results when created.
     partitions: int = 6
+    #: ``INFERQ_KAFKA_SESSION_TIMEOUT_MS``: how long a silent group member (a killed
+    #: runner) keeps its partitions before the group hands them to the others.
+    session_timeout_ms: int = 10_000
     #: ``INFERQ_DATA_DIR``: where the embedded bus persists its topics.
     data_dir: Path = Path(".inferq")
 
@@ -36,5 +39,7 @@ class BusSettings:
                 env, "INFERQ_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024
             ),
             partitions=env_int(env, "INFERQ_PARTITIONS", 6, minimum=1),
+            session_timeout_ms=env_int(env, "INFERQ_KAFKA_SESSION_TIMEOUT_MS", 10_000,
+                                       minimum=1000),
             data_dir=Path(env_str(env, "INFERQ_DATA_DIR", ".inferq")),
         )
