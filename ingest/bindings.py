@@ -60,6 +60,11 @@ def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
                 raise BadRequest(
                     f"tensor {spec.name!r}: values {lo}..{hi} do not fit {spec.dtype}"
                 )
+    elif target.kind == "f" and src.size and kind in "iuf":
+        finite = np.abs(src[np.isfinite(src)]) if kind == "f" else np.abs(src)
+        if finite.size and finite.max() > np.finfo(target).max:
+            raise BadRequest(f"tensor {spec.name!r}: values beyond ±{np.finfo(target).max:g} "
+                             f"do not fit {spec.dtype}")
     elif target.kind == "b" and kind != "b":
         if src.size and not np.all((src == 0) | (src == 1)):
             raise BadRequest(f"tensor {spec.name!r} expects booleans (true/false or 0/1)")
