@@ -1,11 +1,10 @@
-"""Turning one request into ONNX Runtime feeds, running it, and encoding the outputs."""
+"""Turning one request into ONNX Runtime feeds, and its outputs back into wire tensors.
+
+The run itself happens in the batcher (``runner/batcher.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -48,25 +47,19 @@ def build_feeds(
     return feeds
 
 
-async def run_model(
-    model: LoadedModel,
-    feeds: dict[str, npt.NDArray[Any]],
-    outputs: tuple[str, ...],
-    executor: Executor,
-) -> tuple[tuple[Tensor, ...], float]:
-    """Run in the executor (never on the loop); returns outputs and inference ms."""
+def output_names(model: LoadedModel, outputs: tuple[str, ...]) -> list[str]:
+    """The outputs to fetch, in order (all of the graph's when none are named)."""
     names = list(outputs) or list(model.outputs)
     unknown = [n for n in names if n not in model.outputs]
     if unknown:
         raise InputError(f"unknown output(s) {unknown}: the model has {list(model.outputs)}")
+    return names
 
-    def call() -> tuple[list[Any], float]:
-        t0 = time.perf_counter()
-        try:
-            values = model.session.run(names, feeds)
-        except Exception as exc:  # ORT raises Fail, InvalidArgument, RuntimeException...
-            raise ModelRunError(f"model error: {exc}") from exc
-        return values, (time.perf_counter() - t0) * 1000
 
-    values, ms = await asyncio.get_running_loop().run_in_executor(executor, call)
-    return tuple(encode_array(n, np.asarray(v)) for n, v in zip(names, values, strict=True)), ms
+def encode_outputs(names: list[str], values: list[npt.NDArray[Any]]) -> tuple[Tensor, ...]:
+    if len(names) != len(values):
+        raise ModelRunError(f"the model returned {len(values)} outputs for {len(names)} asked")
+    try:
+        return tuple(encode_array(n, np.asarray(v)) for n, v in zip(names, values, strict=True))
+    except TensorError as exc:
+        raise ModelRunError(str(exc)) from None

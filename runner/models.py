@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import numpy as np
 import onnxruntime as ort
 
 from runner.errors import ModelLoadError
@@ -44,6 +45,35 @@ def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
     ]
 
 
+def fitted_intra_op_threads(requested: int, executor_threads: int) -> int:
+    """``requested``, or (0) this process's usable cores shared out among the executor
+    threads, so concurrent runs never oversubscribe the machine."""
+    if requested > 0:
+        return requested
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, executor_threads))
+
+
+def warm_up(model: LoadedModel) -> None:
+    """One run on zeros (dynamic dims as 1), so the first request does not pay for
+    ORT's lazy allocations and kernel choices. Best effort: a model that needs real
+    data to run still loads."""
+    feeds = {}
+    for spec in model.inputs.values():
+        shape = tuple(1 if d < 0 else d for d in spec.shape)
+        if spec.dtype == "string":
+            feeds[spec.name] = np.full(shape, "", dtype=object)
+        else:
+            feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
+    try:
+        model.session.run(None, feeds)
+    except Exception as exc:  # only a hint; the model may need data-dependent shapes
+        log.info("warm-up run skipped: %s", exc, extra={"model": model.ref.name})
+
+
 class ModelCache:
     def __init__(
         self,
@@ -53,12 +83,16 @@ class ModelCache:
         max_models: int,
         intra_op_threads: int,
         executor: Executor,
+        spin: bool = False,
+        warm_up: bool = True,
     ) -> None:
         self._providers = list(providers)
         self._cache_dir = cache_dir
         self._max = max_models
         self._intra = intra_op_threads
         self._executor = executor
+        self._spin = spin
+        self._warm_up = warm_up
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
 
@@ -101,18 +135,27 @@ class ModelCache:
         if self._intra:
             opts.intra_op_num_threads = self._intra
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Requests run one batch at a time per executor thread: inter-op parallelism
+        # only adds threads fighting for the same cores.
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not self._spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(path), sess_options=opts,
                                            providers=self._providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise ModelLoadError(f"model {ref.name}:{ref.version} does not load: {exc}") from exc
-        return LoadedModel(
+        model = LoadedModel(
             ref=ref,
             session=session,
             inputs={s.name: s for s in _specs(session.get_inputs())},
             outputs=tuple(o.name for o in session.get_outputs()),
             providers=tuple(session.get_providers()),
         )
+        if self._warm_up:
+            warm_up(model)
+        return model
 
     async def _local_file(self, ref: ModelRef) -> Path:
         parts = urlsplit(ref.uri)

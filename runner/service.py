@@ -27,10 +27,12 @@ from bus.base import Bus, BusError, GroupConsumer, Record
 from bus.offsets import OffsetTracker
 from bus.topics import TopicNames
 from obs.metrics import LATENCY_BUCKETS
+from obs.tracing import log_fields, record_span
+from runner.batcher import Batcher, BatchExpired, BatchLimits
 from runner.errors import RunnerError
-from runner.execute import build_feeds, run_model
+from runner.execute import build_feeds, encode_outputs, output_names
 from runner.fetch import NpyFetcher
-from runner.models import ModelCache
+from runner.models import ModelCache, fitted_intra_op_threads
 from runner.providers import device_of, usable_providers
 from runner.settings import RunnerSettings
 from schemas.messages import (
@@ -74,6 +76,19 @@ class RunnerMetrics:
                                 "time from submit to the runner taking the request",
                                 registry=registry, buckets=LATENCY_BUCKETS)
         self.in_flight = Gauge("inferq_runner_in_flight", "requests held", registry=registry)
+        self.queue_depth = Gauge("inferq_runner_queue_depth",
+                                 "requests queued in the batcher for a run", registry=registry)
+        self.consumer_lag = Gauge("inferq_runner_consumer_lag",
+                                  "records on this runner's partitions not yet fetched",
+                                  registry=registry)
+        self.batch_wait = Histogram("inferq_runner_batch_wait_seconds",
+                                    "time in the batcher before the run started",
+                                    registry=registry, buckets=LATENCY_BUCKETS)
+        self.fetch = Histogram("inferq_runner_fetch_seconds", "time fetching URL inputs",
+                               registry=registry, buckets=LATENCY_BUCKETS)
+        self.batch_size = Histogram("inferq_runner_batch_size", "requests per session.run",
+                                    registry=registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
 
 class Runner:
@@ -88,7 +103,14 @@ class Runner:
         self._fetcher = NpyFetcher(allow_private=settings.allow_private_urls,
                                    max_bytes=settings.fetch_max_bytes,
                                    timeout_s=settings.fetch_timeout_s)
+        self._batcher = Batcher(self._executor, slots=settings.executor_threads,
+                                defaults=BatchLimits(settings.max_batch_size,
+                                                     settings.max_queue_delay_ms / 1000),
+                                max_queued=settings.max_in_flight)
         self._tracker = OffsetTracker()
+        self._metrics.queue_depth.set_function(lambda: self._batcher.queued)
+        # Read at scrape time: the loop only updates it after its next fetch.
+        self._metrics.in_flight.set_function(lambda: len(self._tasks))
         self._consumer: GroupConsumer | None = None
         self._cache: ModelCache | None = None
         self.providers: list[str] = []
@@ -113,12 +135,15 @@ class Runner:
             self._executor, usable_providers, self.settings.providers)
         self._cache = ModelCache(providers=self.providers, cache_dir=self.settings.cache_dir,
                                  max_models=self.settings.max_models,
-                                 intra_op_threads=self.settings.intra_op_threads,
-                                 executor=self._executor)
+                                 intra_op_threads=fitted_intra_op_threads(
+                                     self.settings.intra_op_threads,
+                                     self.settings.executor_threads),
+                                 executor=self._executor, spin=self.settings.ort_spin)
         await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)
         self._consumer.on_revoked(self._tracker.forget)
+        self._metrics.consumer_lag.set_function(self._consumer.lag)
         await self._consumer.start()
         self._background = [
             asyncio.create_task(self._consume(), name="runner-consume"),
@@ -181,6 +206,7 @@ class Runner:
 
     async def _handle(self, rec: Record) -> None:
         tp = (rec.topic, rec.partition)
+        start_ns = time.time_ns()
         try:
             req = request_decoder.decode(rec.value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -207,6 +233,16 @@ class Runner:
                                                       "error": str(exc)})
             return
         self._metrics.results.labels(type(result).__name__.lower()).inc()
+        # One line per subtask, tied to its trace (the traceparent ingest received).
+        traceparent = rec.header("traceparent")
+        state = type(result).__name__.lower()
+        log.log(logging.DEBUG if isinstance(result, Succeeded) else logging.INFO,
+                "subtask %s", state,
+                extra={"subtask_id": req.subtask_id, "task_id": req.task_id,
+                       "model": f"{req.model.name}:{req.model.version}", "state": state,
+                       "runner_id": self.settings.runner_id, **log_fields(traceparent)})
+        record_span("inferq.runner.handle", traceparent, start_ns, time.time_ns(),
+                    {"inferq.subtask_id": req.subtask_id, "inferq.state": state})
         self._finished(tp, rec.offset)
 
     def _finished(self, tp: tuple[str, int], offset: int) -> None:
@@ -244,6 +280,19 @@ class Runner:
         except BusError:
             pass
 
+    def _limits(self, req: InferenceRequest) -> BatchLimits | None:
+        """The request's own batching limits (from its task or model), if it has any."""
+        if req.max_batch_size <= 0 and req.max_queue_delay_ms < 0:
+            return None
+        d = self._batcher.defaults
+        try:
+            return BatchLimits(
+                req.max_batch_size if req.max_batch_size > 0 else d.max_batch_size,
+                req.max_queue_delay_ms / 1000 if req.max_queue_delay_ms >= 0
+                else d.max_queue_delay_s)
+        except ValueError:
+            return None  # out of range: the runner's own limits hold
+
     async def _process(self, req: InferenceRequest) -> SubtaskResult:
         assert self._cache is not None
         started = time.time()
@@ -265,29 +314,51 @@ class Runner:
             self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
         except BusError:
             pass  # lifecycle events are best effort; the result is not
+        fetch_ms = 0.0
+        sha = req.model.sha256
+        self._batcher.announce(sha)  # lets a forming batch wait for this one
+        announced = True
         try:
-            t0 = time.perf_counter()
-            fetched = {}
             if req.url_inputs:
+                t0 = time.perf_counter()
                 arrays = await asyncio.gather(*(self._fetcher.fetch(u.url)
                                                 for u in req.url_inputs))
                 fetched = {u.name: a for u, a in zip(req.url_inputs, arrays, strict=True)}
-            fetch_ms = (time.perf_counter() - t0) * 1000
+                fetch_ms = (time.perf_counter() - t0) * 1000
+                self._metrics.fetch.observe(fetch_ms / 1000)
+            else:
+                fetched = {}
             model = await self._cache.get(req.model)
             feeds = build_feeds(model, req.inputs, fetched)
-            outputs, inference_ms = await run_model(model, feeds, req.outputs, self._executor)
+            names = output_names(model, req.outputs)
+            self._batcher.retract(sha)
+            announced = False
+            ran = await self._batcher.run(
+                model, feeds, names, limits=self._limits(req),
+                deadline_s=req.deadline_ms / 1000 if req.deadline_ms else None)
+            outputs = encode_outputs(names, ran.outputs)
+        except BatchExpired as exc:
+            return Expired(**common, finished_at_ms=int(time.time() * 1000), error=str(exc),
+                           timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms))
         except RunnerError as exc:
             return Failed(**common, finished_at_ms=int(time.time() * 1000), error=str(exc),
-                          timings=Timings(queued_ms=queued_ms))
+                          timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms))
         except Exception as exc:
             log.exception("runner failure", extra={"subtask_id": req.subtask_id})
             return Failed(**common, finished_at_ms=int(time.time() * 1000),
                           error=f"internal runner error: {type(exc).__name__}")
-        self._metrics.inference.observe(inference_ms / 1000)
+        finally:
+            if announced:
+                self._batcher.retract(sha)
+        self._metrics.inference.observe(ran.inference_ms / 1000)
+        self._metrics.batch_wait.observe(ran.batch_wait_ms / 1000)
+        self._metrics.batch_size.observe(ran.batch_size)
         end = time.time()
         return Succeeded(**common, finished_at_ms=int(end * 1000), outputs=outputs,
                          timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms,
-                                         inference_ms=inference_ms,
+                                         inference_ms=ran.inference_ms,
+                                         batch_size=ran.batch_size,
+                                         batch_wait_ms=ran.batch_wait_ms,
                                          total_ms=queued_ms + (end - started) * 1000))
 
     # commits and heartbeats ------------------------------------------------------------

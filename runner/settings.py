@@ -33,6 +33,14 @@ class RunnerSettings:
     intra_op_threads: int = 0
     #: ``INFERQ_EXECUTOR_THREADS``: threads running ``session.run`` concurrently.
     executor_threads: int = 1
+    #: ``INFERQ_MAX_BATCH_SIZE``: rows a dynamic batch may hold (1: no batching).
+    max_batch_size: int = 32
+    #: ``INFERQ_MAX_QUEUE_DELAY_MS``: the longest a partial batch waits for requests
+    #: already on their way; never applied to a lone request on an idle runner.
+    max_queue_delay_ms: float = 2.0
+    #: ``INFERQ_ORT_SPIN``: let ONNX Runtime's idle threads spin (faster hand-off, but
+    #: they burn the cores the HTTP front door needs when the box is small).
+    ort_spin: bool = False
     #: ``INFERQ_ALLOW_PRIVATE_URLS``: let Binary fileUrls name loopback/private hosts.
     allow_private_urls: bool = False
     #: ``INFERQ_FETCH_MAX_BYTES`` / ``INFERQ_FETCH_TIMEOUT_S``: bounds on one input fetch.
@@ -61,6 +69,9 @@ class RunnerSettings:
             if providers else DEFAULT_PROVIDERS,
             intra_op_threads=env_int(env, "INFERQ_INTRA_OP_THREADS", 0),
             executor_threads=env_int(env, "INFERQ_EXECUTOR_THREADS", 1, minimum=1),
+            max_batch_size=env_int(env, "INFERQ_MAX_BATCH_SIZE", 32, minimum=1),
+            max_queue_delay_ms=env_float(env, "INFERQ_MAX_QUEUE_DELAY_MS", 2.0, minimum=0.0),
+            ort_spin=env_bool(env, "INFERQ_ORT_SPIN", False),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
             fetch_timeout_s=env_float(env, "INFERQ_FETCH_TIMEOUT_S", 30.0, minimum=0.1),

@@ -43,16 +43,24 @@ class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int = 0
     #: Past this wall-clock time the request is answered ``expired`` and never run.
     deadline_ms: int = 0
+    #: Batching limits of its task or model; 0 / negative: the runner's defaults.
+    max_batch_size: int = 0
+    max_queue_delay_ms: float = -1.0
 
 
 class Timings(msgspec.Struct, frozen=True, kw_only=True):
     """Where a request's time went, in milliseconds."""
 
+    #: From submit to a runner taking the request off the bus.
     queued_ms: float = 0.0
     fetch_ms: float = 0.0
+    #: The ``session.run`` this request was part of.
     inference_ms: float = 0.0
     total_ms: float = 0.0
+    #: Requests in that run (1: it ran alone).
     batch_size: int = 1
+    #: From entering the batcher to its run starting (waiting for the executor).
+    batch_wait_ms: float = 0.0
 
 
 class _Result(msgspec.Struct, frozen=True, kw_only=True, tag_field="state"):

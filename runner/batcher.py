@@ -1,0 +1,343 @@
+"""The dynamic batcher: requests for one model version and input signature share a run.
+
+Design, and why:
+
+- **No delay when idle.** A request that finds a free executor slot is dispatched on
+  the next loop tick (``call_soon``), which costs microseconds and lets every record of
+  the same fetch that is already being handled join it. Batches otherwise form from
+  what queues while the executor is busy: when a slot frees, the oldest queue is taken
+  whole, up to ``max_batch_size``. So one client sees batch-1 latency and 64 clients
+  see full batches, with no window to tune.
+- **``max_queue_delay`` bounds the only deliberate wait.** When a slot is free and the
+  queue is not full but more requests for the same model are already on their way
+  (announced by the runner after decoding, still fetching their URL inputs), the batch
+  waits for them, at most ``max_queue_delay`` from its oldest request's arrival.
+- **Only batchable models are batched**: every input's first dimension must be dynamic
+  in the graph. Requests are grouped by model sha256, wanted outputs, and every input's
+  dtype and non-batch shape; anything else runs alone.
+- **Outputs split back one to one** along axis 0 by each request's row count; an output
+  whose first dimension does not match the batch's rows fails the batch.
+- **A failing batch is retried per request**, in the same executor call, so a bad
+  request fails alone and its neighbours still get their results.
+- **Deadlines**: a request whose deadline passes while it is queued is answered with
+  ``BatchExpired`` at once (a timer) and never run.
+- **Bounded**: at most ``slots`` runs in the executor at once; the queue is bounded by
+  ``max_queued`` (the runner's in-flight limit bounds it first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runner.errors import ModelRunError, RunnerError
+from runner.models import LoadedModel
+
+Arrays = dict[str, npt.NDArray[Any]]
+Key = tuple[Any, ...]
+
+
+class BatchExpired(RunnerError, TimeoutError):
+    """The request's deadline passed while it waited in the batcher; it was not run."""
+
+
+class BatcherFull(RunnerError, OverflowError):
+    """More requests queued than the batcher holds."""
+
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How big a batch may grow and how long a partial batch may wait to fill."""
+
+    max_batch_size: int = 32
+    max_queue_delay_s: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if not 0 <= self.max_queue_delay_s <= 10:
+            raise ValueError(f"max_queue_delay must be 0..10 s, got {self.max_queue_delay_s}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """One request's share of a run."""
+
+    outputs: list[npt.NDArray[Any]]
+    #: Wall time of the ``session.run`` that produced these outputs.
+    inference_ms: float
+    #: From entering the batcher to its run starting in the executor.
+    batch_wait_ms: float
+    batch_size: int
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    key: Key
+    model: LoadedModel
+    feeds: Arrays
+    names: list[str]
+    rows: int
+    limits: BatchLimits
+    fut: asyncio.Future[RunOutcome]
+    enqueued: float = field(default_factory=time.perf_counter)
+    timer: asyncio.TimerHandle | None = None
+
+
+def batch_key(model: LoadedModel, feeds: Arrays, names: Sequence[str]) -> tuple[Key, int]:
+    """The grouping key and the request's row count (0: this request runs alone)."""
+    rows = -1
+    sig: list[tuple[str, str, tuple[int, ...]]] = []
+    for name in sorted(feeds):
+        arr = feeds[name]
+        spec = model.inputs.get(name)
+        if spec is None or not spec.shape or spec.shape[0] != -1 or arr.ndim == 0:
+            return (), 0
+        if arr.dtype.kind in "OUS":  # string tensors: ORT copies them anyway; keep alone
+            return (), 0
+        if rows not in (-1, arr.shape[0]):
+            return (), 0
+        rows = arr.shape[0]
+        sig.append((name, arr.dtype.str, arr.shape[1:]))
+    if rows <= 0:
+        return (), 0
+    return (model.ref.sha256, tuple(names), tuple(sig)), rows
+
+
+def _split(values: list[Any], items: list[_Item]) -> list[list[npt.NDArray[Any]]]:
+    total = sum(it.rows for it in items)
+    arrays = [np.asarray(v) for v in values]
+    for name, arr in zip(items[0].names, arrays, strict=True):
+        if arr.ndim == 0 or arr.shape[0] != total:
+            raise ModelRunError(f"output {name!r} of shape {list(arr.shape)} does not follow "
+                                f"the batch's {total} rows, so it cannot be split")
+    out: list[list[npt.NDArray[Any]]] = []
+    start = 0
+    for it in items:
+        out.append([a[start:start + it.rows] for a in arrays])
+        start += it.rows
+    return out
+
+
+def _run_one(model: LoadedModel, names: list[str], feeds: Arrays) -> list[Any]:
+    try:
+        values: list[Any] = model.session.run(names, feeds)
+    except Exception as exc:  # ORT raises Fail, InvalidArgument, RuntimeException...
+        raise ModelRunError(f"model error: {exc}") from exc
+    return values
+
+
+#: Per request: (outputs, inference ms, size of the run it was in), or its error.
+_Answer = tuple[list[npt.NDArray[Any]], float, int] | BaseException
+
+
+def _run_batch(items: list[_Item]) -> tuple[list[_Answer], float]:
+    """In the executor: run ``items`` as one batch, per request if that fails."""
+    started = time.perf_counter()
+    first = items[0]
+    if len(items) > 1:
+        try:
+            feeds = {n: np.concatenate([it.feeds[n] for it in items]) for n in first.feeds}
+            t0 = time.perf_counter()
+            values = _run_one(first.model, first.names, feeds)
+            ms = (time.perf_counter() - t0) * 1000
+            return [(outs, ms, len(items)) for outs in _split(values, items)], started
+        except Exception:  # noqa: S110 - each request is retried alone below
+            pass
+    answers: list[_Answer] = []
+    for it in items:
+        try:
+            t0 = time.perf_counter()
+            values = _run_one(it.model, it.names, it.feeds)
+            ms = (time.perf_counter() - t0) * 1000
+            answers.append(([np.asarray(v) for v in values], ms, 1))
+        except Exception as exc:
+            answers.append(exc)
+    return answers, started
+
+
+class Batcher:
+    """Groups requests into batches and runs them on ``executor``, ``slots`` at a time."""
+
+    def __init__(self, executor: Executor, *, slots: int, defaults: BatchLimits,
+                 max_queued: int = 10_000) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+        self._executor = executor
+        self._slots = slots
+        self.defaults = defaults
+        self._max_queued = max_queued
+        self._queues: OrderedDict[Key, deque[_Item]] = OrderedDict()
+        self._queued = 0
+        self._running = 0
+        self._announced: dict[str, int] = {}
+        self._dispatch_scheduled = False
+        self._wake: asyncio.TimerHandle | None = None
+        self._seq = 0
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    # arrivals the runner knows of ------------------------------------------------
+    def announce(self, sha256: str) -> None:
+        """A request for this model is decoded and on its way (fetching inputs)."""
+        self._announced[sha256] = self._announced.get(sha256, 0) + 1
+
+    def retract(self, sha256: str) -> None:
+        """An announced request reached the batcher or will never reach it."""
+        n = self._announced.get(sha256, 0) - 1
+        if n > 0:
+            self._announced[sha256] = n
+        else:
+            self._announced.pop(sha256, None)
+
+    # submitting ------------------------------------------------------------------
+    async def run(self, model: LoadedModel, feeds: Arrays, names: Sequence[str], *,
+                  deadline_s: float | None = None,
+                  limits: BatchLimits | None = None) -> RunOutcome:
+        """Run ``feeds`` through ``model``, batched with its like; ``deadline_s`` is
+        ``time.time()`` based. Raises ``BatchExpired``, ``ModelRunError``, ``BatcherFull``."""
+        if self._queued >= self._max_queued:
+            raise BatcherFull(f"the batcher holds {self._queued} requests; retry shortly")
+        loop = asyncio.get_running_loop()
+        key, rows = batch_key(model, feeds, names)
+        if rows == 0:
+            self._seq += 1
+            key = ("alone", self._seq)
+        item = _Item(key=key, model=model, feeds=feeds, names=list(names), rows=max(rows, 1),
+                     limits=limits or self.defaults, fut=loop.create_future())
+        if deadline_s is not None:
+            delay = deadline_s - time.time()
+            if delay <= 0:
+                raise BatchExpired("deadline exceeded before the request ran")
+            item.timer = loop.call_later(delay, self._expire, item)
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = deque()
+        q.append(item)
+        self._queued += 1
+        self._schedule()
+        try:
+            return await item.fut
+        except asyncio.CancelledError:
+            self._remove(item)
+            raise
+
+    def _expire(self, item: _Item) -> None:
+        if self._remove(item) and not item.fut.done():
+            waited = (time.perf_counter() - item.enqueued) * 1000
+            item.fut.set_exception(BatchExpired(
+                f"deadline exceeded: the request waited {waited:.0f} ms for the model "
+                "and was not run"))
+
+    def _remove(self, item: _Item) -> bool:
+        q = self._queues.get(item.key)
+        if q is None:
+            return False
+        try:
+            q.remove(item)
+        except ValueError:
+            return False
+        self._queued -= 1
+        if not q:
+            del self._queues[item.key]
+        if item.timer is not None:
+            item.timer.cancel()
+        return True
+
+    # dispatching -----------------------------------------------------------------
+    def _schedule(self) -> None:
+        if not self._dispatch_scheduled and self._running < self._slots:
+            self._dispatch_scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        now = time.perf_counter()
+        while self._running < self._slots and self._queues:
+            key, q = next(iter(self._queues.items()))
+            head = q[0]
+            limit = head.limits.max_batch_size
+            waited = now - head.enqueued
+            if (len(q) < limit and self._announced.get(head.model.ref.sha256, 0) > 0
+                    and waited < head.limits.max_queue_delay_s):
+                # More of its kind are on their way and a slot is free: give them the
+                # rest of the window (the only wait this batcher ever adds).
+                due = head.limits.max_queue_delay_s - waited
+                self._wake = asyncio.get_running_loop().call_later(due, self._dispatch)
+                return
+            items: list[_Item] = []
+            rows = 0
+            # The limit counts rows; a request bigger than it runs alone.
+            while q and (not items or rows + q[0].rows <= limit):
+                it = q.popleft()
+                items.append(it)
+                rows += it.rows
+                if it.timer is not None:
+                    it.timer.cancel()
+            self._queued -= len(items)
+            if q:
+                self._queues.move_to_end(key)  # round-robin between kinds
+            else:
+                del self._queues[key]
+            self._start(items)
+
+    def _start(self, items: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            cf = loop.run_in_executor(self._executor, _run_batch, items)
+        except RuntimeError as exc:  # the executor is shut down: the runner is stopping
+            for it in items:
+                if not it.fut.done():
+                    it.fut.set_exception(ModelRunError(f"the runner is stopping: {exc}"))
+            return
+        self._running += 1
+
+        def done(f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
+            self._running -= 1
+            self._finish(items, f)
+            self._schedule()
+
+        cf.add_done_callback(done)
+
+    @staticmethod
+    def _finish(items: list[_Item], f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
+        exc = f.exception() if not f.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            for it in items:
+                if not it.fut.done():
+                    it.fut.set_exception(exc)
+            return
+        answers, started = f.result()
+        if len(answers) != len(items):  # one to one, or nobody gets a wrong answer
+            err = ModelRunError(f"batch returned {len(answers)} answers for {len(items)}")
+            for it in items:
+                if not it.fut.done():
+                    it.fut.set_exception(err)
+            return
+        for it, ans in zip(items, answers, strict=True):
+            if it.fut.done():
+                continue
+            if isinstance(ans, BaseException):
+                it.fut.set_exception(ans)
+            else:
+                outs, ms, size = ans
+                it.fut.set_result(RunOutcome(outputs=outs, inference_ms=ms,
+                                             batch_wait_ms=(started - it.enqueued) * 1000,
+                                             batch_size=size))

@@ -1,0 +1,335 @@
+"""The dynamic batcher: alone on the executor, and inside a runner on both buses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from prometheus_client import CollectorRegistry
+
+from bus.base import Bus
+from bus.factory import make_bus
+from bus.topics import TopicNames
+from runner.batcher import Batcher, BatchExpired, BatchLimits
+from runner.errors import ModelRunError
+from runner.models import LoadedModel, _specs
+from runner.service import Runner
+from runner.settings import RunnerSettings
+from schemas.bus_settings import BusSettings
+from schemas.messages import (
+    Expired,
+    Failed,
+    InferenceRequest,
+    ModelRef,
+    SubtaskResult,
+    Succeeded,
+    encode,
+    result_decoder,
+)
+from schemas.tensors import decode_tensor, encode_array
+from tests.onnx_models import _model, add_model
+
+
+def gather_model() -> bytes:
+    """y = table[idx]: idx int64 [-1, 2] -> y float32 [-1, 2, 3]; an index >= 10 fails."""
+    table = np.arange(30, dtype=np.float32).reshape(10, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["y"], axis=0)], "gather",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["n", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 3])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    return _model(graph)
+
+
+def fixed_model() -> bytes:
+    """y = x + 1 on a fixed [2, 4]: not batchable."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])], "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        initializer=[numpy_helper.from_array(np.ones((4,), np.float32), "one")],
+    )
+    return _model(graph)
+
+
+class CountingSession:
+    """A real session that remembers the batch size of every run."""
+
+    def __init__(self, data: bytes) -> None:
+        self.inner = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        self.rows: list[int] = []
+
+    def run(self, names: list[str] | None, feeds: dict[str, Any]) -> list[Any]:
+        self.rows.append(next(iter(feeds.values())).shape[0])
+        out: list[Any] = self.inner.run(names, feeds)
+        return out
+
+
+def loaded(data: bytes) -> tuple[LoadedModel, CountingSession]:
+    session = CountingSession(data)
+    sha = hashlib.sha256(data).hexdigest()
+    model = LoadedModel(
+        ref=ModelRef(name="m", version="1", uri="file:///m.onnx", sha256=sha),
+        session=session,  # type: ignore[arg-type]
+        inputs={s.name: s for s in _specs(session.inner.get_inputs())},
+        outputs=tuple(o.name for o in session.inner.get_outputs()),
+        providers=("CPUExecutionProvider",),
+    )
+    return model, session
+
+
+class BlockingSession:
+    """Holds the executor thread until released: the runner is busy."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def run(self, names: list[str] | None, feeds: dict[str, Any]) -> list[Any]:
+        self.started.set()
+        self.release.wait(10)
+        return [feeds["x"]]
+
+
+@asynccontextmanager
+async def blocked(b: Batcher) -> AsyncIterator[None]:
+    """Keeps the batcher's only slot busy until the block ends."""
+    session = BlockingSession()
+    model = LoadedModel(ref=ModelRef(name="block", version="1", uri="", sha256="block"),
+                        session=session,  # type: ignore[arg-type]
+                        inputs={}, outputs=("y",), providers=())
+    run = asyncio.create_task(b.run(model, {"x": np.zeros((1, 1), np.float32)}, ["y"]))
+    for _ in range(1000):
+        if session.started.is_set():
+            break
+        await asyncio.sleep(0.005)
+    assert session.started.is_set()
+    try:
+        yield
+    finally:
+        session.release.set()
+        await run
+
+
+def x(i: int, rows: int = 1) -> dict[str, Any]:
+    return {"x": np.full((rows, 4), float(i), np.float32)}
+
+
+async def test_lone_request_runs_at_once_as_a_batch_of_one() -> None:
+    model, session = loaded(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        # A long window must not be applied to a lone request on an idle runner.
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 5.0))
+        for i in range(3):
+            t0 = time.perf_counter()
+            out = await b.run(model, x(i), ["y"])
+            assert time.perf_counter() - t0 < 2.0
+            assert out.batch_size == 1
+            np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+    assert session.rows == [1, 1, 1]
+
+
+async def test_requests_queued_while_busy_form_batches_and_split_back() -> None:
+    model, session = loaded(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(8, 0.002))
+        async with blocked(b):
+            # 20 requests of 1 or 2 rows arrive while the executor is busy.
+            tasks = [asyncio.create_task(b.run(model, x(i, 1 + i % 2), ["y"]))
+                     for i in range(20)]
+            for _ in range(200):
+                if b.queued == 20:
+                    break
+                await asyncio.sleep(0.005)
+            assert b.queued == 20
+        outs = await asyncio.gather(*tasks)
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out.outputs[0], np.full((1 + i % 2, 4), i + 1.0))
+        assert out.batch_size > 1
+    assert all(r <= 8 for r in session.rows)  # the limit counts rows
+    assert sum(session.rows) == 30 and len(session.rows) < 20
+
+
+async def test_different_shapes_and_unbatchable_models_run_apart() -> None:
+    model, session = loaded(add_model(4))
+    fixed, fsession = loaded(fixed_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            a1 = asyncio.create_task(b.run(model, x(1), ["y"]))
+            a2 = asyncio.create_task(b.run(model, x(2), ["y"]))
+            f1 = asyncio.create_task(b.run(fixed, x(3, 2), ["y"]))
+            f2 = asyncio.create_task(b.run(fixed, x(4, 2), ["y"]))
+            await asyncio.sleep(0.05)
+        outs = await asyncio.gather(a1, a2, f1, f2)
+    assert [o.batch_size for o in outs] == [2, 2, 1, 1]
+    assert session.rows == [2] and fsession.rows == [2, 2]
+    np.testing.assert_array_equal(outs[3].outputs[0], np.full((2, 4), 5.0))
+
+
+async def test_a_bad_request_fails_alone() -> None:
+    model, session = loaded(gather_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            tasks = [asyncio.create_task(b.run(
+                model, {"idx": np.array([[i, 99 if i == 2 else i]], np.int64)}, ["y"]))
+                for i in range(5)]
+            await asyncio.sleep(0.05)
+        outs = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outs[2], ModelRunError)
+    for i in (0, 1, 3, 4):
+        out = outs[i]
+        assert not isinstance(out, BaseException)
+        np.testing.assert_array_equal(out.outputs[0][0, 0], np.arange(i * 3, i * 3 + 3))
+        assert out.batch_size == 1  # it was retried on its own
+    assert session.rows[0] == 5 and session.rows[1:] == [1] * 5
+
+
+async def test_deadline_passing_in_the_queue_expires_without_running() -> None:
+    model, session = loaded(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            soon = asyncio.create_task(b.run(model, x(1), ["y"], deadline_s=time.time() + 0.1))
+            later = asyncio.create_task(b.run(model, x(2), ["y"], deadline_s=time.time() + 60))
+            # Answered while the executor is still busy: the timer, not the dispatch.
+            with pytest.raises(BatchExpired):
+                await asyncio.wait_for(soon, 5)
+            assert not later.done()
+        out = await later
+        with pytest.raises(BatchExpired):
+            await b.run(model, x(3), ["y"], deadline_s=time.time() - 1)
+    assert out.batch_size == 1 and session.rows == [1]
+
+
+async def test_queue_delay_waits_only_for_announced_requests() -> None:
+    model, session = loaded(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.5))
+        b.announce(model.ref.sha256)  # one more is fetching its inputs
+        first = asyncio.create_task(b.run(model, x(1), ["y"]))
+        await asyncio.sleep(0.05)
+        assert not first.done() and b.queued == 1
+        b.retract(model.ref.sha256)
+        second = await b.run(model, x(2), ["y"])
+        assert (await first).batch_size == 2 and second.batch_size == 2
+        # An announced request that never comes delays the batch by the window at most.
+        b.announce(model.ref.sha256)
+        t0 = time.perf_counter()
+        assert (await b.run(model, x(3), ["y"])).batch_size == 1
+        assert 0.4 < time.perf_counter() - t0 < 5
+    assert session.rows == [2, 1]
+
+
+def test_limits_are_validated_up_front() -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
+        BatchLimits(0, 0.002)
+    with pytest.raises(ValueError, match="max_queue_delay"):
+        BatchLimits(8, -1)
+    with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="slots"):
+        Batcher(ex, slots=0, defaults=BatchLimits())
+
+
+# --- inside a runner, on both buses -------------------------------------------------
+
+def request(model: ModelRef, i: int, idx: int | None = None, deadline_ms: int = 0
+            ) -> InferenceRequest:
+    value = np.array([[i, i if idx is None else idx]], np.int64)
+    return InferenceRequest(subtask_id=str(uuid.uuid4()), task_id="t", account_id="a",
+                            model=model, inputs=(encode_array("idx", value),),
+                            created_at_ms=int(time.time() * 1000), deadline_ms=deadline_ms)
+
+
+async def collect(bus: Bus, topic: str, ids: set[str], timeout_s: float = 30
+                  ) -> dict[str, SubtaskResult]:
+    tail = bus.tail([topic], from_beginning=True)
+    await tail.start()
+    got: dict[str, SubtaskResult] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while ids - set(got) and time.monotonic() < deadline:
+            for rec in await tail.fetch(500, 0.2):
+                if rec.value is not None:
+                    r = result_decoder.decode(rec.value)
+                    if r.subtask_id in ids:
+                        got[r.subtask_id] = r
+    finally:
+        await tail.stop()
+    assert set(got) == ids, f"{len(ids - set(got))} results missing"
+    return got
+
+
+async def test_runner_batches_under_load_not_when_idle(kafka_bootstrap: str | None,
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / "gather.onnx"
+    path.write_bytes(gather_model())
+    ref = ModelRef(name="g", version="1", uri=path.as_uri(),
+                   sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
+                               topic_prefix=f"b{uuid.uuid4().hex[:8]}.", partitions=1,
+                               data_dir=tmp_path / "bus")
+    topics = TopicNames(bus_settings.topic_prefix)
+    settings = RunnerSettings(bus=bus_settings, runner_id="r1", group_id=f"g{uuid.uuid4().hex}",
+                              cache_dir=tmp_path / "cache", heartbeat_s=5)
+    bus = make_bus(kafka_bootstrap, tmp_path / "bus")
+    await bus.start()
+    metrics = CollectorRegistry()
+    try:
+        await bus.ensure_topics(topics.specs(1))
+        async with Runner(settings, bus, metrics):
+            # Idle: one at a time, each waits for its result -> batches of one.
+            for i in range(3):
+                req = request(ref, i)
+                await bus.publish(topics.requests, req.subtask_id.encode(), encode(req))
+                res = (await collect(bus, topics.results, {req.subtask_id}))[req.subtask_id]
+                assert isinstance(res, Succeeded) and res.timings.batch_size == 1
+            # Load: 24 at once (one already expired) -> shared runs.
+            reqs = [request(ref, i % 10, deadline_ms=1 if i == 7 else 0) for i in range(24)]
+            # Then 6 at once, one of them bad: it fails, its neighbours do not.
+            bad = [request(ref, i, idx=99 if i == 2 else None) for i in range(6)]
+            for group in (reqs, bad):
+                for r in group:
+                    bus.publish_soon(topics.requests, r.subtask_id.encode(), encode(r))
+                got = await collect(bus, topics.results, {r.subtask_id for r in group})
+                if group is reqs:
+                    loaded_results = got
+        sizes = []
+        for i, r in enumerate(reqs):
+            res = loaded_results[r.subtask_id]
+            if i == 7:
+                assert isinstance(res, Expired)
+                continue
+            assert isinstance(res, Succeeded), res
+            y = decode_tensor(res.outputs[0])
+            assert y.shape == (1, 2, 3)
+            np.testing.assert_array_equal(y[0, 0], np.arange(3) + 3 * (i % 10))
+            sizes.append(res.timings.batch_size)
+            assert res.timings.batch_wait_ms >= 0 and res.timings.inference_ms > 0
+        assert max(sizes) > 1
+        for i, r in enumerate(bad):
+            res = got[r.subtask_id]
+            if i == 2:
+                assert isinstance(res, Failed) and "model error" in res.error
+            else:
+                assert isinstance(res, Succeeded), res
+                np.testing.assert_array_equal(decode_tensor(res.outputs[0])[0, 0],
+                                              np.arange(3) + 3 * i)
+        count = metrics.get_sample_value("inferq_runner_batch_size_count")
+        ones = metrics.get_sample_value("inferq_runner_batch_size_bucket", {"le": "1.0"})
+        assert count == 3 + 23 + 5 and ones is not None and ones < count
+    finally:
+        await bus.stop()
