@@ -1,0 +1,150 @@
+"""`python -m bench` (`make bench`): inferq against raw ONNX Runtime and MLServer.
+
+Closed-loop HTTP load (aiohttp + uvloop, keep-alive, one request in flight per client) at
+1, 8 and 64 clients against `inferq up` on the embedded bus, separate `inferq ingest` and
+`inferq runner` processes on Kafka (the tansu test broker, started here), and the peer
+MLServer 1.7 (its own virtualenv under bench/.peer-venv); ONNX Runtime called directly
+and the broker's own round trip in the same run. Prints a Markdown table; with --json
+also writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import models as bench_models
+from bench.broker import RoundTrip, round_trip
+from bench.load import closed_loop
+from bench.procs import tansu
+from bench.rawort import RawResult, measure
+from bench.report import Row, as_json, breakdown, scrape, table
+from bench.targets import Target, embedded, kafka, mlserver
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="tiny,mlp,tokens",
+                   help="comma list of tiny, mlp, tokens, mlp_big (default tiny,mlp,tokens)")
+    p.add_argument("--big", action="store_true", help="add mlp_big (336 MB, compute-bound)")
+    p.add_argument("--clients", default="1,8,64", help="concurrencies (default 1,8,64)")
+    p.add_argument("--targets", default="embedded,kafka,peer",
+                   help="comma list of embedded, kafka, peer, peer-nobatch, none")
+    p.add_argument("--dialect", choices=["submit", "v2"], default="submit",
+                   help="inferq's HTTP dialect under load (default: the submit API)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds not recorded (2)")
+    p.add_argument("--duration", type=float, default=8.0, help="seconds recorded (8)")
+    p.add_argument("--rtt-waits", default="5",
+                   help="fetch_max_wait_ms values for the broker round trip (default 5)")
+    p.add_argument("--no-raw", action="store_true", help="skip raw ONNX Runtime")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke: 0.5 s warm-up, 1.5 s measured")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--env", action="append", default=[],
+                   help="NAME=VALUE for the inferq processes (repeatable)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.warmup, args.duration = 0.5, 1.5
+    return args
+
+
+def run_target(target: Target, names: list[str], clients: list[int], args: argparse.Namespace,
+               metrics_url: str | None) -> list[Row]:
+    rows = []
+    for name in names:
+        ep = target.endpoints[name]
+        for c in clients:
+            before = scrape(metrics_url)
+            res = asyncio.run(closed_loop(ep.url, ep.body, ep.headers, c, args.warmup,
+                                          args.duration, ep.ok_marker))
+            stages = breakdown(before, scrape(metrics_url))
+            row = Row(target.name, name, res, target.measured.peak_rss_mib(), stages)
+            rows.append(row)
+            print(f"  {target.name:<38} {name:<8} c={c:<3} {res.rps:9,.0f} req/s  "
+                  f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  "
+                  f"errors {res.errors}" + (f" ({res.first_error[:120]})" if res.errors else ""),
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    names = [n for n in args.models.split(",") if n]
+    if args.big and "mlp_big" not in names:
+        names.append("mlp_big")
+    clients = [int(c) for c in args.clients.split(",")]
+    targets = [t for t in args.targets.split(",") if t and t != "none"]
+    env = dict(e.split("=", 1) for e in args.env)
+    work = Path(tempfile.mkdtemp(prefix="inferq-bench-"))
+    print(f"bench: work dir {work}; {os.cpu_count()} CPUs; models {names}; clients {clients}",
+          file=sys.stderr)
+    built = bench_models.build(names, work / "models")
+    model_mib = {n: m.path.stat().st_size / 2**20 for n, m in built.items()}
+
+    raw: dict[str, RawResult] = {}
+    if not args.no_raw:
+        for n, m in built.items():
+            raw[n] = measure(m, max(1.0, args.duration / 2))
+            print(f"  raw ORT {n}: batch-1 p50 {raw[n].p50_ms_batch1:.3f} ms, best "
+                  f"{raw[n].best_samples_s:,.0f} samples/s at batch {raw[n].best_batch}",
+                  file=sys.stderr, flush=True)
+
+    rows: list[Row] = []
+    rtts: list[RoundTrip] = []
+    broker = None
+    try:
+        if "kafka" in targets:
+            broker, bootstrap = tansu(work)
+            for w in [int(x) for x in args.rtt_waits.split(",") if x]:
+                rtts.append(asyncio.run(round_trip(bootstrap, w, max(2.0, args.duration / 2),
+                                                   broker.cpu_s)))
+                t = rtts[-1]
+                print(f"  broker round trip (wait {w} ms): p50 {t.p50_ms:.2f} ms, p99 "
+                      f"{t.p99_ms:.2f} ms, broker CPU {t.broker_cpu_ms_per_trip:.3f} ms/trip",
+                      file=sys.stderr, flush=True)
+        for kind in targets:
+            started = time.monotonic()
+            if kind == "embedded":
+                target = embedded(built, work, args.dialect, env)
+                metrics = target.endpoints[names[0]].url.split("/api/")[0].split("/v2/")[0]
+                metrics += "/metrics"
+            elif kind == "kafka":
+                assert broker is not None
+                target = kafka(built, work, args.dialect, bootstrap, env)
+                rport = target.measured.popen.args[-1]  # the runner's --port
+                metrics = f"http://127.0.0.1:{rport}/metrics"
+            elif kind in ("peer", "peer-nobatch"):
+                target = mlserver(built, work, batching=kind == "peer")
+                metrics = None
+            else:
+                raise SystemExit(f"unknown target {kind!r}")
+            print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            try:
+                rows += run_target(target, names, clients, args, metrics)
+            finally:
+                target.stop()
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(table(rows, raw, rtts, model_mib))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(as_json(rows, raw, rtts), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""ONNX Runtime called directly: the ceiling the service is measured against."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from bench.models import BenchModel
+
+
+@dataclass
+class RawResult:
+    p50_ms_batch1: float
+    best_samples_s: float
+    best_batch: int
+
+
+def session(model: BenchModel, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+
+
+def measure(model: BenchModel, seconds: float, batches: tuple[int, ...] = (1, 8, 32, 64)
+            ) -> RawResult:
+    """Batch-1 latency on one thread; best samples/s over batch sizes and thread counts."""
+    cores = len(os.sched_getaffinity(0))
+    s1 = session(model, 1)
+    feeds = model.feeds(1)
+    lat: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        s1.run(None, feeds)
+        lat.append(time.perf_counter() - t0)
+    best, best_b = 0.0, 1
+    for threads in sorted({1, cores}):
+        s = s1 if threads == 1 else session(model, threads)
+        for b in batches:
+            feeds = model.feeds(b)
+            s.run(None, feeds)
+            n = 0
+            t0 = time.perf_counter()
+            end = t0 + seconds / len(batches)
+            while time.perf_counter() < end:
+                s.run(None, feeds)
+                n += b
+            rate = n / (time.perf_counter() - t0)
+            if rate > best:
+                best, best_b = rate, b
+    return RawResult(float(np.percentile(lat, 50)) * 1000, best, best_b)
