@@ -97,10 +97,11 @@ class EmbeddedBus:
         for t in topics:
             self._waiters.setdefault(t, set()).add(fut)
         try:
-            await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            pass
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives as a publish completes ``fut``, and the consumer loop never stops.
+            await asyncio.wait((fut,), timeout=timeout_s)
         finally:
+            fut.cancel()
             for t in topics:
                 self._waiters.get(t, set()).discard(fut)
 

@@ -20,9 +20,11 @@ from bus.base import Bus, BusError, Tail
 from schemas.keys import key_id_of, matches
 from schemas.registry import (
     ApiKeyRecord,
+    DisabledWebhookRecord,
     ModelRecord,
     RegistryRecord,
     TaskRecord,
+    WebhookSecretsRecord,
     decode_record,
     encode_record,
     registry_key,
@@ -38,6 +40,10 @@ class RegistryView:
         self.keys: dict[str, ApiKeyRecord] = {}
         self.models: dict[str, ModelRecord] = {}
         self.tasks: dict[str, TaskRecord] = {}
+        #: Webhook signing secrets by account id.
+        self.webhook_secrets: dict[str, WebhookSecretsRecord] = {}
+        #: Webhook URLs disabled by a 410, by their registry key.
+        self.disabled_webhooks: dict[str, DisabledWebhookRecord] = {}
         self._tail: Tail | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -81,6 +87,10 @@ class RegistryView:
                 self.models.pop(ident, None)
             elif kind == "task":
                 self.tasks.pop(ident, None)
+            elif kind == "whsec":
+                self.webhook_secrets.pop(ident, None)
+            elif kind == "whoff":
+                self.disabled_webhooks.pop(key, None)
         else:
             try:
                 record = decode_record(value)
@@ -91,6 +101,10 @@ class RegistryView:
                 self.keys[record.key_id] = record
             elif isinstance(record, ModelRecord):
                 self.models[record.id] = record
+            elif isinstance(record, WebhookSecretsRecord):
+                self.webhook_secrets[record.account_id] = record
+            elif isinstance(record, DisabledWebhookRecord):
+                self.disabled_webhooks[key] = record
             else:
                 self.tasks[record.id] = record
         event = self._applied.pop(key, None)

@@ -56,9 +56,11 @@ def build_up(
         if demo_dir is not None:
             demo["task"], demo["key"] = await ensure_demo(ctx, demo_dir)
 
+    notifier_service = Notifier(notifier, bus, metrics)
     app = create_app(
         ingest, bus=bus, metrics=metrics, on_ready=on_ready,
-        companions=[Runner(runner, bus, metrics), Notifier(notifier, bus, metrics)],
+        companions=[Runner(runner, bus, metrics), notifier_service],
+        extra_routes=notifier_service.routes(),  # SSE and deliveries on the same port
     )
     return app, demo
 

@@ -18,9 +18,18 @@ from ingest.body import read_body
 from ingest.context import IngestContext
 from ingest.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ingest.responses import json_response
-from schemas.admin_api import CreateKey, CreateTask, KeyView, RotateKey, TaskView
+from ingest.webhook_check import check_webhook_url
+from schemas.admin_api import (
+    CreateKey,
+    CreateTask,
+    KeyView,
+    RotateKey,
+    RotateWebhookSecret,
+    TaskView,
+)
 from schemas.keys import key_hash, new_key
-from schemas.registry import ApiKeyRecord, ModelRecord, TaskRecord
+from schemas.registry import ApiKeyRecord, ModelRecord, TaskRecord, WebhookSecretsRecord
+from schemas.webhooks import WebhookSecret, new_secret
 
 T = TypeVar("T")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -124,10 +133,13 @@ def routes(ctx: IngestContext) -> list[Route]:
         body = _decode(await read_body(request, 64 * 1024), CreateTask)
         model_id = body.model if ":" in body.model else f"{body.model}:1"
         model = model_for(ctx.registry, model_id)
+        if body.webhook is not None:
+            check_webhook_url(body.webhook.url)
         task = TaskRecord(id=str(uuid.uuid4()), account_id=body.account,
                           name=body.name or model.name, model_id=model.id,
                           fill_bindings_via_api=body.fillBindingsViaApi,
-                          created_at_ms=int(time.time() * 1000))
+                          created_at_ms=int(time.time() * 1000),
+                          webhook=body.webhook.target() if body.webhook else None)
         await ctx.registry.put(task)
         return json_response(task_view(task), 201)
 
@@ -137,7 +149,31 @@ def routes(ctx: IngestContext) -> list[Route]:
         tasks = [t for t in ctx.registry.tasks.values() if account in (None, t.account_id)]
         return json_response([task_view(t) for t in tasks])
 
+    async def rotate_webhook_secret(request: Request) -> Response:
+        """A new signing secret; the previous ones keep signing for ``graceSeconds``."""
+        check_admin(request)
+        account = request.path_params["account"]
+        if not _NAME_RE.match(account):
+            raise BadRequest("account must be 1-128 letters, digits, '_', '.', '-'")
+        body = _decode(await read_body(request, 64 * 1024), RotateWebhookSecret)
+        if not 0 <= body.graceSeconds <= 30 * 86400:
+            raise BadRequest("graceSeconds must be between 0 and 2592000 (30 days)")
+        now = int(time.time() * 1000)
+        until = now + int(body.graceSeconds * 1000)
+        old = ctx.registry.webhook_secrets.get(account)
+        kept = tuple(
+            msgspec.structs.replace(
+                s, expires_at_ms=until if s.expires_at_ms is None else min(s.expires_at_ms, until))
+            for s in (old.secrets if old else ()) if s.valid_at(now) and until > now)
+        fresh = WebhookSecret(secret=new_secret(), created_at_ms=now)
+        await ctx.registry.put(WebhookSecretsRecord(account_id=account,
+                                                    secrets=(fresh, *kept[:4])))
+        return json_response({"account": account, "secret": fresh.secret, "createdAtMs": now,
+                              "previousValidUntilMs": until if kept else None}, 201)
+
     return [
+        Route("/admin/accounts/{account}/webhook-secret", rotate_webhook_secret,
+              methods=["POST"]),
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys", list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),

@@ -1,4 +1,4 @@
-"""A notifier process: the Notifier plus health and metrics."""
+"""A notifier process: the Notifier's streams, plus health and metrics."""
 
 from __future__ import annotations
 
@@ -32,5 +32,10 @@ def create_app(settings: NotifierSettings) -> Starlette:
         finally:
             await bus.stop()
 
-    return ops_app(registry, bus.healthy, lifespan)
+    async def ready() -> bool:
+        return notifier.registry.ready and notifier.caught_up.is_set() and await bus.healthy()
 
+    app = ops_app(registry, ready, lifespan)
+    # The same routes `inferq up` serves on its one port.
+    app.router.routes.extend(notifier.routes())
+    return app

@@ -1,7 +1,10 @@
-"""The notifier: follows lifecycle events and results of every partition.
+"""The notifier: lifecycle streams and webhook delivery.
 
-For now it counts what passes and keeps the newest event per subtask; SSE streams and
-webhook delivery build on this loop (issue 3).
+Two loops. A tail reads every partition of ``events`` and ``results`` from the
+beginning into the event book (every replica holds every stream; bounded LRU), which
+SSE subscribers follow. A consumer group on ``results`` delivers webhooks and commits
+only finished deliveries (``webhooks``). The registry view authenticates streams and
+holds the webhook signing secrets.
 """
 
 from __future__ import annotations
@@ -9,12 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter
+from starlette.routing import Route
 
 from bus.base import Bus, Tail
+from bus.registry_view import RegistryView
 from bus.topics import TopicNames
+from notifier.book import EventBook
+from notifier.deliveries import DeliveryLog
 from notifier.settings import NotifierSettings
+from notifier.streams import Streams
+from notifier.webhooks import Deliverer
 from obs.tracing import log_fields
+from schemas.messages import event_decoder, result_decoder
 
 log = logging.getLogger(__name__)
 
@@ -22,32 +33,67 @@ log = logging.getLogger(__name__)
 class Notifier:
     def __init__(self, settings: NotifierSettings, bus: Bus,
                  metrics: CollectorRegistry | None = None) -> None:
+        metrics = metrics or CollectorRegistry()
         self._bus = bus
         self._topics = TopicNames(settings.bus.topic_prefix)
         self._seen = Counter("inferq_notifier_records", "records seen by topic", ["topic"],
-                             registry=metrics or CollectorRegistry())
+                             registry=metrics)
+        self.registry = RegistryView(bus, self._topics.registry)
+        self.book = EventBook(settings.book_capacity)
+        self.deliveries = DeliveryLog(settings.book_capacity)
+        self.streams = Streams(settings, self.book, self.registry, self.deliveries)
+        self._deliverer = Deliverer(settings, bus, self.registry, self.deliveries, metrics)
         self._tail: Tail | None = None
         self._task: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()
+
+    def routes(self) -> list[Route]:
+        """SSE streams and the deliveries list, for whichever app serves them."""
+        return self.streams.routes()
+
+    async def __aenter__(self) -> Notifier:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
+        await self.registry.start()
         self._tail = self._bus.tail([self._topics.events, self._topics.results],
-                                    from_beginning=False)
+                                    from_beginning=True)
         await self._tail.start()
         self._task = asyncio.create_task(self._run(), name="notifier-tail")
+        await self._deliverer.start()
 
     async def stop(self) -> None:
+        self.streams.closing.set()
+        await self._deliverer.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._tail is not None:
             await self._tail.stop()
+        await self.registry.stop()
 
     async def _run(self) -> None:
         assert self._tail is not None
         while True:
-            for rec in await self._tail.fetch(1000, 1.0):
+            if self._tail.caught_up():
+                self.caught_up.set()
+            for rec in await self._tail.fetch(1000, 0.5):
                 role = rec.topic.removeprefix(self._topics.prefix)
                 self._seen.labels(role).inc()
                 log.debug("%s record", role, extra={
                     "subtask_id": (rec.key or b"").decode("utf-8", "replace"), "topic": role,
                     **log_fields(rec.header("traceparent"))})
+                if rec.value is None:
+                    continue
+                try:
+                    if rec.topic == self._topics.events:
+                        self.book.add_event(event_decoder.decode(rec.value))
+                    else:
+                        self.book.add_result(result_decoder.decode(rec.value))
+                except msgspec.DecodeError as exc:
+                    log.error("skipping undecodable %s record at offset %d: %s", role,
+                              rec.offset, exc)

@@ -299,7 +299,8 @@ class Runner:
         now_ms = int(started * 1000)
         common: dict[str, Any] = {"subtask_id": req.subtask_id, "task_id": req.task_id,
                                   "account_id": req.account_id,
-                                  "runner_id": self.settings.runner_id}
+                                  "runner_id": self.settings.runner_id,
+                                  "webhook": req.webhook}
         queued_ms = max(0.0, now_ms - req.created_at_ms) if req.created_at_ms else 0.0
         self._metrics.queued.observe(queued_ms / 1000)
         if req.deadline_ms and now_ms > req.deadline_ms:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from schemas.submit_api import WebhookSpec
+
 
 class CreateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     account: str | None = None
@@ -20,6 +22,14 @@ class CreateTask(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     model: str
     name: str = ""
     fillBindingsViaApi: bool = True  # noqa: N815
+    #: The task's default webhook (a request's own ``webhook`` overrides it).
+    webhook: WebhookSpec | None = None
+
+
+class RotateWebhookSecret(msgspec.Struct, frozen=True, kw_only=True,
+                          forbid_unknown_fields=True):
+    #: Seconds the previous secret keeps signing (deliveries carry both meanwhile).
+    graceSeconds: float = 0.0  # noqa: N815
 
 
 class KeyView(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from typing import Literal
 import msgspec
 
 from schemas.tensors import Tensor
+from schemas.webhooks import WebhookTarget
 
 SCHEMA_VERSION = b"1"
 
@@ -43,6 +44,8 @@ class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int = 0
     #: Past this wall-clock time the request is answered ``expired`` and never run.
     deadline_ms: int = 0
+    #: Where the notifier delivers the final event (the request's or its task's).
+    webhook: WebhookTarget | None = None
     #: Batching limits of its task or model; 0 / negative: the runner's defaults.
     max_batch_size: int = 0
     max_queue_delay_ms: float = -1.0
@@ -70,6 +73,8 @@ class _Result(msgspec.Struct, frozen=True, kw_only=True, tag_field="state"):
     finished_at_ms: int = 0
     runner_id: str = ""
     timings: Timings = Timings()
+    #: Copied from the request, so the notifier delivers from the result alone.
+    webhook: WebhookTarget | None = None
 
 
 class Succeeded(_Result, frozen=True, kw_only=True, tag="succeeded"):

@@ -6,7 +6,11 @@ null value is a tombstone. Values are a tagged union so one decoder reads them a
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
+
+from schemas.webhooks import WebhookSecret, WebhookTarget
 
 
 class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,9 +58,33 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True, tag="task"):
     model_id: str
     fill_bindings_via_api: bool = True
     created_at_ms: int = 0
+    #: Where its subtasks' final events go when a request names no webhook itself.
+    webhook: WebhookTarget | None = None
 
 
-RegistryRecord = ModelRecord | ApiKeyRecord | TaskRecord
+class WebhookSecretsRecord(msgspec.Struct, frozen=True, kw_only=True, tag="whsec"):
+    """An account's webhook signing secrets, newest first (kept in clear: see webhooks)."""
+
+    account_id: str
+    secrets: tuple[WebhookSecret, ...] = ()
+
+
+class DisabledWebhookRecord(msgspec.Struct, frozen=True, kw_only=True, tag="whoff"):
+    """A webhook URL that answered 410 Gone: nothing more is delivered to it."""
+
+    account_id: str
+    url: str
+    at_ms: int = 0
+    reason: str = ""
+
+
+def disabled_webhook_key(account_id: str, url: str) -> str:
+    digest = hashlib.sha256(f"{account_id}\n{url}".encode()).hexdigest()[:32]
+    return f"whoff:{digest}"
+
+
+RegistryRecord = (ModelRecord | ApiKeyRecord | TaskRecord | WebhookSecretsRecord
+                  | DisabledWebhookRecord)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(RegistryRecord)
@@ -68,6 +96,10 @@ def registry_key(record: RegistryRecord) -> str:
         return f"model:{record.id}"
     if isinstance(record, ApiKeyRecord):
         return f"key:{record.key_id}"
+    if isinstance(record, WebhookSecretsRecord):
+        return f"whsec:{record.account_id}"
+    if isinstance(record, DisabledWebhookRecord):
+        return disabled_webhook_key(record.account_id, record.url)
     return f"task:{record.id}"
 
 

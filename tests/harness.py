@@ -90,6 +90,7 @@ async def running_stack(
     kafka_bootstrap: str | None, data_dir: Path, *, prefix: str | None = None,
     ingest_overrides: dict[str, Any] | None = None,
     runner_overrides: dict[str, Any] | None = None,
+    notifier_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     bus = bus_settings(kafka_bootstrap, data_dir / "bus", prefix)
     ingest = replace(IngestSettings(bus=bus, admin_token=ADMIN_TOKEN,
@@ -99,7 +100,8 @@ async def running_stack(
                                     group_id=f"g-{bus.topic_prefix}", allow_private_urls=True,
                                     heartbeat_s=1.0, cache_dir=data_dir / "cache"),
                      **(runner_overrides or {}))
-    app, _ = build_up(ingest, runner, NotifierSettings(bus=bus))
+    notifier = replace(NotifierSettings(bus=bus), **(notifier_overrides or {}))
+    app, _ = build_up(ingest, runner, notifier)
     srv = server(app, "127.0.0.1", 0)
     task = asyncio.create_task(srv.serve())
     for _ in range(600):

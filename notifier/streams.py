@@ -1,0 +1,177 @@
+"""SSE streams of subtask and task lifecycles, and the deliveries list, over HTTP.
+
+Authenticated like the rest of the API (``X-Api-Key`` or ``Authorization: Bearer``),
+against the notifier's own registry view. A subtask or task of another account is
+answered exactly like a missing one: 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bus.registry_view import RegistryView
+from notifier.book import EventBook, StreamEvent, SubtaskLog, TaskLog, parse_event_id
+from notifier.deliveries import DeliveryLog
+from notifier.settings import NotifierSettings
+
+_json = msgspec.json.Encoder()
+
+
+def error(status: int, code: str, message: str) -> Response:
+    body = {"success": False, "status": status, "error": {"code": code, "message": message}}
+    return Response(_json.encode(body), status, media_type="application/json")
+
+
+def _api_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _sse(ev: StreamEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=ev.data, event=ev.kind, id=ev.id)
+
+
+class Streams:
+    def __init__(self, settings: NotifierSettings, book: EventBook, registry: RegistryView,
+                 deliveries: DeliveryLog) -> None:
+        self._settings = settings
+        self._book = book
+        self._registry = registry
+        self._deliveries = deliveries
+        self.open_streams = 0
+        self.closing = asyncio.Event()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/inference/subtasks/{subtask_id}/events", self.subtask_events,
+                  methods=["GET"]),
+            Route("/api/inference/tasks/{task_id}/events", self.task_events, methods=["GET"]),
+            Route("/api/inference/subtasks/{subtask_id}/deliveries", self.deliveries,
+                  methods=["GET"]),
+        ]
+
+    def _account(self, request: Request) -> str | Response:
+        key = _api_key(request)
+        if not key:
+            return error(401, "unauthorized", "missing API key: send it in the X-Api-Key header")
+        account = self._registry.account_for(key)
+        return account if account is not None else error(401, "unauthorized", "invalid API key")
+
+    async def _find(self, subtask_id: str, account: str) -> SubtaskLog | None:
+        """The subtask's log; waits a little for one submitted a moment ago."""
+        deadline = time.monotonic() + self._settings.sse_unknown_wait_s
+        while True:
+            arrived = self._book.arrived.event
+            log = self._book.subtask(subtask_id)
+            if log is not None:
+                return log if log.account_id == account else None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(arrived.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    def _stream(self, events: AsyncIterator[ServerSentEvent]) -> Response:
+        if self.open_streams >= self._settings.sse_max_streams:
+            return error(503, "overloaded", "too many open event streams; retry shortly")
+        return EventSourceResponse(events, ping=self._settings.sse_ping_s,
+                                   headers={"Cache-Control": "no-store"},
+                                   send_timeout=30)
+
+    async def subtask_events(self, request: Request) -> Response:
+        account = self._account(request)
+        if isinstance(account, Response):
+            return account
+        subtask_id = request.path_params["subtask_id"]
+        log = await self._find(subtask_id, account)
+        if log is None:
+            return error(404, "not_found", f"subtask {subtask_id} not found")
+        last = parse_event_id(request.headers.get("last-event-id"))
+        seq = last[1] if last is not None and last[0] == subtask_id else 0
+        return self._stream(self._follow_subtask(log, seq))
+
+    async def _follow_subtask(self, log: SubtaskLog, seq: int) -> AsyncIterator[ServerSentEvent]:
+        self.open_streams += 1
+        try:
+            while not self.closing.is_set():
+                changed = log.changed.event
+                for ev in log.after(seq):
+                    seq = ev.seq
+                    yield _sse(ev)
+                if log.final:
+                    return  # the subtask stream ends after its final event
+                await self._wait(changed)
+        finally:
+            self.open_streams -= 1
+
+    async def task_events(self, request: Request) -> Response:
+        account = self._account(request)
+        if isinstance(account, Response):
+            return account
+        task_id = request.path_params["task_id"]
+        task = self._registry.tasks.get(task_id)
+        if task is None or task.account_id != account:
+            return error(404, "not_found", f"task {task_id} not found")
+        log = self._book.task(task_id, account)
+        last = request.headers.get("last-event-id")
+        return self._stream(self._follow_task(log, last))
+
+    async def _follow_task(self, log: TaskLog, last: str | None) -> AsyncIterator[ServerSentEvent]:
+        """Live events of every subtask of the task; with Last-Event-ID, those after it.
+
+        An id this notifier no longer holds (another replica, or older than the log)
+        replays the whole log: repeats are better than gaps, and ids make them visible.
+        """
+        if last is None:
+            cursor = log.count
+        else:
+            cursor = next((pos + 1 for pos, ev in log.events if ev.id == last), 0)
+        self.open_streams += 1
+        try:
+            while not self.closing.is_set():
+                changed = log.changed.event
+                for pos, ev in list(log.events):
+                    if pos >= cursor:
+                        cursor = pos + 1
+                        yield _sse(ev)
+                await self._wait(changed)
+        finally:
+            self.open_streams -= 1
+
+    async def _wait(self, changed: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(changed.wait()),
+                 asyncio.ensure_future(self.closing.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def deliveries(self, request: Request) -> Response:
+        account = self._account(request)
+        if isinstance(account, Response):
+            return account
+        subtask_id = request.path_params["subtask_id"]
+        attempts = self._deliveries.get(subtask_id)
+        owner = attempts.account_id if attempts is not None else None
+        if owner is None:
+            log = self._book.subtask(subtask_id)
+            owner = log.account_id if log is not None else None
+        if owner != account:
+            return error(404, "not_found", f"subtask {subtask_id} not found")
+        body: list[dict[str, Any]] = [] if attempts is None else attempts.view()
+        return Response(_json.encode(body), 200, media_type="application/json")
