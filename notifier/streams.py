@@ -167,11 +167,11 @@ class Streams:
             return account
         subtask_id = request.path_params["subtask_id"]
         attempts = self._deliveries.get(subtask_id)
-        owner = attempts.account_id if attempts is not None else None
-        if owner is None:
-            log = self._book.subtask(subtask_id)
-            owner = log.account_id if log is not None else None
-        if owner != account:
+        if attempts is not None:
+            known = attempts.account_id == account
+        else:  # no attempt yet: the subtask must exist and be this account's
+            known = await self._find(subtask_id, account) is not None
+        if not known:
             return error(404, "not_found", f"subtask {subtask_id} not found")
         body: list[dict[str, Any]] = [] if attempts is None else attempts.view()
         return Response(_json.encode(body), 200, media_type="application/json")
