@@ -22,7 +22,8 @@ def _env_from_flags(args: argparse.Namespace, names: dict[str, str]) -> None:
 
 def cmd_up(args: argparse.Namespace) -> None:
     _env_from_flags(args, {"host": "INFERQ_HOST", "port": "INFERQ_PORT",
-                           "data_dir": "INFERQ_DATA_DIR"})
+                           "data_dir": "INFERQ_DATA_DIR",
+                           "model_repository": "INFERQ_MODEL_REPOSITORY"})
     from inferq.up import run_up
     from ingest.settings import IngestSettings
     from notifier.settings import NotifierSettings
@@ -32,7 +33,8 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    _env_from_flags(args, {"host": "INFERQ_HOST", "port": "INFERQ_PORT"})
+    _env_from_flags(args, {"host": "INFERQ_HOST", "port": "INFERQ_PORT",
+                           "model_repository": "INFERQ_MODEL_REPOSITORY"})
     from inferq.serve import serve
     from ingest.app import create_app
     from ingest.settings import IngestSettings
@@ -127,6 +129,10 @@ def cmd_tasks(args: argparse.Namespace) -> None:
                                           "fillBindingsViaApi": not args.no_api_bindings}))
 
 
+_MODEL_REPOSITORY_HELP = ("register <dir>/<model>/<version>/model.onnx at start (Triton "
+                          "layout; INFERQ_MODEL_REPOSITORY)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inferq", description="Event-driven ONNX inference.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -136,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="listen address (INFERQ_HOST, default 127.0.0.1)")
     up.add_argument("--port", type=int, help="listen port (INFERQ_PORT, default 8000)")
     up.add_argument("--data-dir", help="where state persists (INFERQ_DATA_DIR, default .inferq)")
+    up.add_argument("--model-repository", help=_MODEL_REPOSITORY_HELP)
     up.set_defaults(func=cmd_up)
 
     for name, func, default_port in (("ingest", cmd_ingest, "8000"),
@@ -144,6 +151,8 @@ def parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=f"run the {name} service against Kafka")
         sp.add_argument("--host", help="listen address for its HTTP endpoints")
         sp.add_argument("--port", type=int, help=f"listen port (default {default_port})")
+        if name == "ingest":
+            sp.add_argument("--model-repository", help=_MODEL_REPOSITORY_HELP)
         sp.set_defaults(func=func)
 
     def admin_opts(sp: argparse.ArgumentParser) -> None:

@@ -19,12 +19,14 @@ from bus.base import Bus
 from bus.factory import make_bus
 from bus.registry_view import RegistryView
 from bus.topics import TopicNames
-from ingest import routes_admin, routes_submit
+from ingest import routes_admin, routes_submit, routes_v2
 from ingest.context import IngestContext
 from ingest.errors import IngestError, NotFound
+from ingest.model_repository import register_repository
 from ingest.model_store import ModelStore
 from ingest.responses import error_response, json_response
 from ingest.results import ResultBook
+from ingest.runners_view import RunnersView
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore
 from obs.metrics import LATENCY_BUCKETS, HttpMetrics, metrics_endpoint
@@ -51,6 +53,7 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
         results=results,
         core=SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s),
         models=ModelStore(settings.model_dir),
+        runners=RunnersView(bus, topics.runners, heartbeat_s=settings.runner_heartbeat_s),
     )
 
 
@@ -83,6 +86,10 @@ def create_app(
             await bus.ensure_topics(ctx.topics.specs(settings.bus.partitions))
             await ctx.registry.start()
             await ctx.results.start()
+            await ctx.runners.start()
+            if settings.model_repository is not None:
+                await register_repository(ctx.registry, ctx.models, settings.model_repository,
+                                          settings.model_repository_account)
             for c in companions:
                 await c.start()
             if on_ready is not None:
@@ -92,6 +99,7 @@ def create_app(
         finally:
             for c in reversed(companions):
                 await c.stop()
+            await ctx.runners.stop()
             await ctx.results.stop()
             await ctx.registry.stop()
             await bus.stop()
@@ -126,6 +134,7 @@ def create_app(
         Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
         *routes_submit.routes(ctx),
         *routes_admin.routes(ctx),
+        *routes_v2.routes(ctx),
         *extra_routes,
     ]
     app = Starlette(

@@ -9,6 +9,7 @@ from bus.registry_view import RegistryView
 from bus.topics import TopicNames
 from ingest.model_store import ModelStore
 from ingest.results import ResultBook
+from ingest.runners_view import RunnersView
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore
 
@@ -22,3 +23,4 @@ class IngestContext:
     results: ResultBook
     core: SubmitCore
     models: ModelStore
+    runners: RunnersView

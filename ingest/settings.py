@@ -9,6 +9,10 @@ from schemas.bus_settings import BusSettings
 from schemas.env import SettingError, env_bool, env_float, env_int, env_opt, env_str
 
 
+def _opt_path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     bus: BusSettings = field(default_factory=BusSettings)
@@ -35,6 +39,15 @@ class IngestSettings:
     results_cache: int = 200_000
     #: ``INFERQ_ALLOW_PRIVATE_URLS``: let fileUrl name loopback/private hosts (tests).
     allow_private_urls: bool = False
+    #: ``INFERQ_MODEL_REPOSITORY``: a Triton-layout model repository registered at start.
+    model_repository: Path | None = None
+    #: ``INFERQ_MODEL_REPOSITORY_ACCOUNT``: the account owning the repository's tasks; its
+    #: models are shared with every account on the v2 routes.
+    model_repository_account: str = "model-repository"
+    #: ``INFERQ_V2_AUTH``: require API keys on the v2 model routes (0: in-cluster use).
+    v2_auth: bool = True
+    #: ``INFERQ_HEARTBEAT_S``: the runners' heartbeat interval; three missed is gone.
+    runner_heartbeat_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -56,9 +69,17 @@ class IngestSettings:
             model_dir=Path(env_str(env, "INFERQ_MODEL_DIR", str(bus.data_dir / "models"))),
             results_cache=env_int(env, "INFERQ_RESULTS_CACHE", 200_000, minimum=1),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
+            model_repository=_opt_path(env_opt(env, "INFERQ_MODEL_REPOSITORY")),
+            model_repository_account=env_str(env, "INFERQ_MODEL_REPOSITORY_ACCOUNT",
+                                             "model-repository"),
+            v2_auth=env_bool(env, "INFERQ_V2_AUTH", True),
+            runner_heartbeat_s=env_float(env, "INFERQ_HEARTBEAT_S", 5.0, minimum=0.1),
         )
         if s.admin_token is not None and len(s.admin_token) < 16:
             raise SettingError("INFERQ_ADMIN_TOKEN must be at least 16 characters")
+        if s.model_repository is not None and not s.model_repository.is_dir():
+            raise SettingError(f"INFERQ_MODEL_REPOSITORY={str(s.model_repository)!r} is not "
+                               "a directory")
         return s
 
     @property
