@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from bus.base import BusError
 from inferq.admin_client import AdminClient, AdminError, default_url
 from schemas.env import SettingError
 
@@ -83,6 +84,61 @@ def cmd_topics_create(args: argparse.Namespace) -> None:
     for spec in specs:
         print(f"{spec.name}\tpartitions={spec.partitions}\t"
               + ",".join(f"{k}={v}" for k, v in spec.configs().items()))
+
+
+def _kafka_only(what: str) -> tuple[str, str]:
+    from schemas.bus_settings import BusSettings
+
+    s = BusSettings.from_env(os.environ)
+    if not s.kafka_bootstrap:
+        raise SystemExit(f"inferq {what} needs INFERQ_KAFKA_BOOTSTRAP (the Kafka bootstrap "
+                         "servers); the embedded bus lives inside `inferq up`")
+    return s.kafka_bootstrap, s.topic_prefix
+
+
+def cmd_topics_describe(args: argparse.Namespace) -> None:
+    from inferq.ops import describe_topics
+
+    bootstrap, prefix = _kafka_only("topics describe")
+    topics = asyncio.run(describe_topics(bootstrap, prefix))
+    if args.json:
+        _show(topics)
+        return
+    for t in topics:
+        if not t["exists"]:
+            print(f"{t['topic']}\tMISSING (run: inferq topics create)")
+            continue
+        print(f"{t['topic']}\tpartitions={t['partitions']}\t"
+              + ",".join(f"{k}={v}" for k, v in sorted(t["configs"].items())))
+    if not all(t["exists"] for t in topics):
+        raise SystemExit(1)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from inferq.ops import group_lag, runners
+
+    bootstrap, prefix = _kafka_only("status")
+    group = args.group or os.environ.get("INFERQ_RUNNER_GROUP", "inferq-runners")
+
+    async def gather() -> dict[str, object]:
+        return {"bus": {"kafka": bootstrap, "reachable": True},
+                "runners": await runners(bootstrap, prefix),
+                "lag": await group_lag(bootstrap, prefix, group)}
+
+    report = asyncio.run(gather())
+    if args.json:
+        _show(report)
+        return
+    print(f"bus: Kafka at {bootstrap}: reachable")
+    live = report["runners"]
+    assert isinstance(live, list)
+    print(f"runners: {len(live)}")
+    for r in live:
+        print(f"  {r['runner_id']}\t{r['state']}\tdevice={r['device']}\t"
+              f"in_flight={r['in_flight']}\tlast heartbeat {r['age_s']} s ago")
+    lag = report["lag"]
+    assert isinstance(lag, dict)
+    print(f"lag: {lag['total']} records on {lag['topic']} for group {lag['group']}")
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
@@ -196,6 +252,14 @@ def parser() -> argparse.ArgumentParser:
     tcr = topics.add_parser("create", help="create every topic with its cleanup policy")
     tcr.add_argument("--partitions", type=int, help="partitions of the busy topics")
     tcr.set_defaults(func=cmd_topics_create)
+    tde = topics.add_parser("describe", help="partitions and cleanup policy of every topic")
+    tde.add_argument("--json", action="store_true", help="machine-readable output")
+    tde.set_defaults(func=cmd_topics_describe)
+
+    st = sub.add_parser("status", help="bus reachability, runners (heartbeats), group lag")
+    st.add_argument("--group", help="the runners' consumer group (INFERQ_RUNNER_GROUP)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
     return p
 
 
@@ -206,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     configure(os.environ.get("INFERQ_LOG_LEVEL", "INFO"))
     try:
         args.func(args)
-    except (AdminError, SettingError) as exc:
+    except (AdminError, SettingError, BusError) as exc:
         raise SystemExit(f"inferq: {exc}") from None
     except KeyboardInterrupt:
         pass
