@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from starlette.applications import Starlette
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, so a cleanly drained
+    process would exit -15. Handle the signals on the loop instead: drain, exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
 
 
 def server(app: Starlette, host: str, port: int) -> uvicorn.Server:
@@ -15,7 +34,7 @@ def server(app: Starlette, host: str, port: int) -> uvicorn.Server:
         log_level="warning", access_log=False, timeout_graceful_shutdown=30,
         backlog=4096, timeout_keep_alive=30,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def bound_port(srv: uvicorn.Server) -> int:

@@ -28,7 +28,10 @@ def bus_settings(kafka_bootstrap: str | None, data_dir: Path, prefix: str | None
                  ) -> BusSettings:
     return BusSettings(kafka_bootstrap=kafka_bootstrap,
                        topic_prefix=prefix or f"t{uuid.uuid4().hex[:10]}.",
-                       fetch_max_wait_ms=5, partitions=2, data_dir=data_dir)
+                       fetch_max_wait_ms=5, partitions=2, data_dir=data_dir,
+                       # Tansu admits a group's first member only after about half the
+                       # session timeout; a short one keeps Kafka tests quick.
+                       session_timeout_ms=3000)
 
 
 @dataclass

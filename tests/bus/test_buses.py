@@ -1,0 +1,77 @@
+"""The bus contract, on the embedded bus and on Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from bus.base import Bus, Record
+from bus.factory import make_bus
+from bus.topics import TopicSpec
+
+
+async def drain(fetch_from: object, want: int) -> list[Record]:
+    got: list[Record] = []
+    for _ in range(200):
+        got += await fetch_from.fetch(100, 0.05)  # type: ignore[attr-defined]
+        if len(got) >= want:
+            break
+    return got
+
+
+async def make(kafka_bootstrap: str | None, tmp_path: Path) -> Bus:
+    bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
+                   session_timeout_ms=3000)
+    await bus.start()
+    return bus
+
+
+async def test_uncommitted_records_are_delivered_again(kafka_bootstrap: str | None,
+                                                       tmp_path: Path) -> None:
+    bus = await make(kafka_bootstrap, tmp_path)
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    try:
+        await bus.ensure_topics([TopicSpec(topic, 1, compact=False)])
+        for i in range(10):
+            await bus.publish(topic, b"k%d" % i, b"v%d" % i, (("h", b"x"),))
+        consumer = bus.group_consumer([topic], group)
+        await consumer.start()
+        got = await drain(consumer, 10)
+        assert [r.value for r in got] == [b"v%d" % i for i in range(10)]
+        assert got[0].header("h") == b"x" and got[0].key == b"k0"
+        await consumer.commit({(topic, got[4].partition): got[4].offset + 1})
+        await consumer.stop()
+
+        again = bus.group_consumer([topic], group)
+        await again.start()
+        redelivered = await drain(again, 5)
+        assert [r.value for r in redelivered] == [b"v%d" % i for i in range(5, 10)]
+        await again.stop()
+    finally:
+        await bus.stop()
+
+
+async def test_tail_reads_every_record_and_knows_when_caught_up(
+    kafka_bootstrap: str | None, tmp_path: Path
+) -> None:
+    bus = await make(kafka_bootstrap, tmp_path)
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    try:
+        await bus.ensure_topics([TopicSpec(topic, 2, compact=False)])
+        for i in range(6):
+            await bus.publish(topic, b"k%d" % i, b"v%d" % i)
+        tail = bus.tail([topic], from_beginning=True)
+        await tail.start()
+        assert not tail.caught_up()
+        got = await drain(tail, 6)
+        assert sorted(r.value or b"" for r in got) == [b"v%d" % i for i in range(6)]
+        assert tail.caught_up()
+        live = bus.tail([topic], from_beginning=False)
+        await live.start()
+        assert live.caught_up()
+        await bus.publish(topic, b"new", b"new")
+        assert [r.value for r in await drain(live, 1)] == [b"new"]
+        await live.stop()
+        await tail.stop()
+    finally:
+        await bus.stop()

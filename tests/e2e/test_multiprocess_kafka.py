@@ -1,0 +1,154 @@
+"""One ingest and two runner OS processes on Kafka: load, then a runner SIGKILLed mid-flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests import onnx_models
+from tests.conftest import free_port
+from tests.harness import ADMIN_TOKEN
+
+INFERQ = str(Path(sys.executable).with_name("inferq"))
+
+
+class Procs:
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        with open(self.tmp / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen([INFERQ, *args], env={**self.env, **extra_env},
+                                    stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def wait_ready(self, name: str, url: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise AssertionError(f"{name} exited: {self.log(name)}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not ready: {self.log(name)}")
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def cluster(tansu: str, tmp_path: Path) -> Iterator[tuple[Procs, str, dict[str, int]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERQ_")}
+    env.update({
+        "INFERQ_KAFKA_BOOTSTRAP": tansu,
+        "INFERQ_TOPIC_PREFIX": f"mp{uuid.uuid4().hex[:8]}.",
+        "INFERQ_KAFKA_FETCH_MAX_WAIT_MS": "5",
+        "INFERQ_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "INFERQ_PARTITIONS": "4",
+        "INFERQ_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INFERQ_DATA_DIR": str(tmp_path / "data"),
+        "INFERQ_MODEL_DIR": str(tmp_path / "models"),
+        "INFERQ_HEARTBEAT_S": "1",
+    })
+    procs = Procs(tmp_path, env)
+    ports = {"ingest": free_port(), "r1": free_port(), "r2": free_port()}
+    try:
+        procs.start("ingest", "ingest", "--port", str(ports["ingest"]))
+        procs.wait_ready("ingest", f"http://127.0.0.1:{ports['ingest']}/readyz")
+        for name in ("r1", "r2"):
+            procs.start(name, "runner", "--port", str(ports[name]), INFERQ_RUNNER_ID=name)
+        for name in ("r1", "r2"):
+            procs.wait_ready(name, f"http://127.0.0.1:{ports[name]}/readyz")
+        yield procs, f"http://127.0.0.1:{ports['ingest']}", ports
+    finally:
+        procs.stop_all()
+
+
+def consumed(port: int) -> float:
+    """Results this runner has published, from its own /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("inferq_runner_results_total{"))
+
+
+async def test_two_runners_share_load_and_survive_sigkill(
+    cluster: tuple[Procs, str, dict[str, int]]
+) -> None:
+    procs, base, ports = cluster
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as c:
+        r = await c.post(f"{base}/admin/models?name=ints&version=1",
+                         content=onnx_models.int_model(), headers=admin)
+        assert r.status_code == 201, r.text
+        r = await c.post(f"{base}/admin/tasks", headers=admin,
+                         json={"account": "acme", "model": "ints:1"})
+        task = r.json()["id"]
+        key = (await c.post(f"{base}/admin/keys", headers=admin,
+                            json={"account": "acme"})).json()["key"]
+
+        async def one(i: int) -> None:
+            a = [[i, i + 1, i + 2]]
+            b = [[2, 3, -i]]
+            r = await c.post(f"{base}/api/inference/tasks/{task}", headers={"X-Api-Key": key},
+                             json={"bindings": [
+                                 {"tensorName": "a", "payloadType": "Json",
+                                  "payload": json.dumps(a)},
+                                 {"tensorName": "b", "payloadType": "Json",
+                                  "payload": json.dumps(b)}]})
+            body = r.json()
+            assert r.status_code == 200 and body["state"] == "success", body
+            want = (np.array(a) + np.array(b)).tolist()
+            assert body["data"]["sum"] == want, (i, body)
+            assert body["data"]["prod"] == (np.array(a) * np.array(b)).tolist()
+
+        await asyncio.gather(*(one(i) for i in range(200)))
+        # Both runners took part (the requests topic has 4 partitions, 2 each).
+        assert consumed(ports["r1"]) > 0 and consumed(ports["r2"]) > 0
+        assert consumed(ports["r1"]) + consumed(ports["r2"]) == 200
+
+        # Now kill r2 while it works through its share; every request still gets its
+        # answer, r1 taking over r2's partitions from their last committed offsets.
+        r1_before, r2_before = consumed(ports["r1"]), consumed(ports["r2"])
+        second = [asyncio.create_task(one(1000 + i)) for i in range(200)]
+        r2_at_kill = r2_before
+        for _ in range(1000):
+            r2_at_kill = consumed(ports["r2"])
+            if r2_at_kill >= r2_before + 10:
+                break
+            await asyncio.sleep(0.005)
+        procs.procs["r2"].send_signal(signal.SIGKILL)
+        assert r2_at_kill - r2_before < 150, "r2 finished its share before it could be killed"
+        await asyncio.wait_for(asyncio.gather(*second), 120)
+        assert procs.procs["r2"].wait(5) == -signal.SIGKILL
+        # r1 answered everything r2 did not (r2 may have published a few more results
+        # between the last reading and the kill: at most what it held).
+        r1_delta = consumed(ports["r1"]) - r1_before
+        assert r1_delta >= 200 - (r2_at_kill - r2_before) - 64
