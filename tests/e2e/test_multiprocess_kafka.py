@@ -152,3 +152,18 @@ async def test_two_runners_share_load_and_survive_sigkill(
         # between the last reading and the kill: at most what it held).
         r1_delta = consumed(ports["r1"]) - r1_before
         assert r1_delta >= 200 - (r2_at_kill - r2_before) - 64
+
+        # SIGTERM drains: r1 finishes what it holds, commits, leaves, exits 0; a new
+        # runner then takes what was still queued. Every request is answered.
+        r1_now = consumed(ports["r1"])
+        third = [asyncio.create_task(one(2000 + i)) for i in range(100)]
+        for _ in range(1000):
+            if consumed(ports["r1"]) >= r1_now + 5:
+                break
+            await asyncio.sleep(0.005)
+        procs.procs["r1"].send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(procs.procs["r1"].wait, 60) == 0, procs.log("r1")
+        ports["r3"] = free_port()
+        procs.start("r3", "runner", "--port", str(ports["r3"]), INFERQ_RUNNER_ID="r3")
+        await asyncio.wait_for(asyncio.gather(*third), 120)
+        assert "runner stopped" in procs.log("r1")
