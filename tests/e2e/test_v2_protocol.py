@@ -14,8 +14,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -470,3 +471,139 @@ async def test_error_paths(stack: Stack, triton: Triton) -> None:
                  content=gzip.compress(b" " * 300_000), headers={"Content-Encoding": "gzip"})
     await expect(413, "request body of 300000 bytes exceeds the limit of 262144", "POST", infer,
                  content=b" " * 300_000)
+
+
+# ---------------------------------------------------------------------------------------
+# auth off, the model repository, readiness without runners
+
+
+async def test_auth_off_and_model_repository(
+    kafka_bootstrap: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = model_repository(tmp_path / "repo")
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             ingest_overrides={"model_repository": repo,
+                                               "v2_auth": False}) as stack:
+        private = await stack.upload_model("private", add_const(5.0))
+        await stack.create_task("other", private)
+        triton = Triton(stack.base_url)  # no key at all
+        try:
+            await eventually(lambda: triton.call("is_server_ready"), "a runner is alive")
+            # Every registered model is visible, uploaded ones included.
+            assert (await triton.call("get_model_metadata", "private"))["versions"] == ["1"]
+            x = np.ones((1, 4), np.float32)
+            for model, want in (("private", 6.0), ("add", 3.0)):
+                r = await triton.call("infer", model, [v2_input("x", x, "FP32", True)])
+                np.testing.assert_array_equal(r.as_numpy("y"), x * want)
+        finally:
+            await triton.close()
+
+        # One task per repository model, on its newest version, owned by the repository
+        # account, listed by `inferq tasks list`.
+        from inferq.cli import main
+        from tests.harness import ADMIN_TOKEN
+
+        capsys.readouterr()
+        await asyncio.to_thread(main, ["tasks", "list", "--url", stack.base_url,
+                                       "--admin-token", ADMIN_TOKEN,
+                                       "--account", "model-repository"])
+        listed = json.loads(capsys.readouterr().out)
+        assert sorted((t["name"], t["model"], t["account"]) for t in listed) == [
+            ("add", "add:2", "model-repository"), ("bools", "bools:1", "model-repository"),
+            ("half", "half:1", "model-repository"), ("ident", "ident:1", "model-repository"),
+            ("ints", "ints:1", "model-repository"), ("text", "text:3", "model-repository")]
+        add_task = next(t for t in listed if t["name"] == "add")
+
+        # That task serves the submit API for the repository account's keys.
+        key = await stack.create_key("model-repository")
+        r = await stack.submit(add_task["id"], key, [
+            {"tensorName": "x", "payloadType": "Json", "payload": "[[0, 0, 0, 0]]",
+             "fileUrl": None}])
+        assert r.json()["data"] == {"y": [[2.0, 2.0, 2.0, 2.0]]}, r.text
+
+        # Registering again (a restart, a second replica) changes nothing; a new version
+        # (numerically newest: 10 > 2) moves the task and the default.
+        from ingest.model_repository import register_repository
+
+        ctx = stack.app.state.ctx
+        registry_records = await stack.count_records(stack.topics.registry)
+        await register_repository(ctx.registry, ctx.models, repo, "model-repository")
+        assert await stack.count_records(stack.topics.registry) == registry_records
+        (repo / "add" / "10").mkdir()
+        (repo / "add" / "10" / "model.onnx").write_bytes(add_const(10.0))
+        await register_repository(ctx.registry, ctx.models, repo, "model-repository")
+        assert await stack.count_records(stack.topics.registry) == registry_records + 2
+        r = await stack.admin("GET", "/admin/tasks?account=model-repository")
+        assert {t["model"] for t in r.json() if t["name"] == "add"} == {"add:10"}
+        r = await stack.client.get(f"{stack.base_url}/v2/models/add")
+        assert r.json()["versions"] == ["1", "2", "10"]
+        r = await stack.client.post(f"{stack.base_url}/v2/models/add/infer", json={
+            "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                        "data": [0, 0, 0, 0]}]})
+        assert r.json()["model_version"] == "10"
+        assert r.json()["outputs"][0]["data"] == [10.0, 10.0, 10.0, 10.0]
+
+
+async def test_ready_only_with_a_live_runner(kafka_bootstrap: str | None, tmp_path: Path
+                                            ) -> None:
+    """Ingest alone: not ready until a runner's heartbeat arrives; its tombstone, or
+    silence for three heartbeat intervals, makes it not ready again."""
+    from inferq.serve import bound_port, server
+    from ingest.app import create_app
+    from ingest.settings import IngestSettings
+    from schemas.messages import Heartbeat, encode
+    from tests.harness import bus_settings
+
+    bus = bus_settings(kafka_bootstrap, tmp_path / "bus")
+    settings = IngestSettings(bus=bus, model_dir=tmp_path / "models", v2_auth=False,
+                              model_repository=model_repository(tmp_path / "repo"),
+                              runner_heartbeat_s=0.5)
+    app = create_app(settings)
+    srv = server(app, "127.0.0.1", 0)
+    serving = asyncio.create_task(srv.serve())
+    try:
+        await eventually(lambda: asyncio.sleep(0, srv.started or serving.done()), "started")
+        assert srv.started
+        base = f"http://127.0.0.1:{bound_port(srv)}"
+        ctx = app.state.ctx
+        runners = ctx.topics.runners
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.get(f"{base}/v2/health/live")
+            assert (r.status_code, r.content) == (200, b"")
+            not_ready_body = {"error": "not ready: no runner is alive"}
+            for path in ("/v2/health/ready", "/v2/models/add/ready"):
+                r = await client.get(base + path)
+                assert (r.status_code, r.json()) == (400, not_ready_body)
+
+            async def beat(state: Literal["running", "draining"] = "running", age_ms: int = 0
+                           ) -> None:
+                hb = Heartbeat(runner_id="r1", host="h", device="cpu",
+                               providers=("CPUExecutionProvider",),
+                               at_ms=int(time.time() * 1000) - age_ms, state=state)
+                await ctx.bus.publish(runners, b"r1", encode(hb))
+                # Wait until ingest's view holds exactly this heartbeat.
+                await eventually(lambda: asyncio.sleep(0, ctx.runners.heartbeats.get("r1") == hb),
+                                 "heartbeat applied")
+
+            async def ready() -> bool:
+                return (await client.get(f"{base}/v2/health/ready")).status_code == 200
+
+            async def not_ready() -> bool:
+                return not await ready()
+
+            await beat()
+            assert await ready()
+            r = await client.get(f"{base}/v2/models/add/ready")
+            assert (r.status_code, r.content) == (200, b"")
+            await ctx.bus.publish(runners, b"r1", None)
+            await eventually(not_ready, "not ready after the tombstone")
+            await beat(state="draining")
+            assert not await ready()
+            await beat()
+            assert await ready()
+            await eventually(not_ready, "not ready once heartbeats stop", timeout_s=5)
+            await beat(age_ms=2000)  # already older than three intervals
+            assert not await ready()
+    finally:
+        srv.should_exit = True
+        await asyncio.wait_for(serving, 60)
