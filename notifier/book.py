@@ -121,6 +121,8 @@ class EventBook:
             return  # first wins: redelivered events and results change nothing
         log.slots[event.seq] = event
         log.changed.fire()
+        if event.seq < max(log.slots):
+            return  # late: task streams keep each subtask's ids monotonic, so skip it there
         task = self.task(log.task_id, log.account_id)
         task.events.append((task.count, event))
         task.count += 1
