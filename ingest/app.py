@@ -19,7 +19,7 @@ from bus.base import Bus
 from bus.factory import make_bus
 from bus.registry_view import RegistryView
 from bus.topics import TopicNames
-from ingest import routes_admin, routes_submit, routes_v2
+from ingest import openapi, routes_admin, routes_submit, routes_v2
 from ingest.context import IngestContext
 from ingest.errors import IngestError, NotFound
 from ingest.model_repository import register_repository
@@ -132,6 +132,7 @@ def create_app(
         Route("/healthz", live, methods=["GET"]),
         Route("/readyz", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        *openapi.routes(),
         *routes_submit.routes(ctx),
         *routes_admin.routes(ctx),
         *routes_v2.routes(ctx),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from schemas.submit_api import WebhookSpec
@@ -13,8 +15,8 @@ class CreateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    #: Seconds the old key keeps working after rotation.
-    graceSeconds: float = 0.0  # noqa: N815
+    #: Seconds the old key keeps working after rotation (at most 30 days).
+    graceSeconds: Annotated[float, msgspec.Meta(ge=0, le=30 * 86400)] = 0.0  # noqa: N815
 
 
 class CreateTask(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
