@@ -268,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     from obs.logs import configure
 
     configure(os.environ.get("INFERQ_LOG_LEVEL", "INFO"))
+    if args.command in ("up", "ingest", "runner", "notifier"):
+        from obs.tracing import configure_tracing
+
+        configure_tracing(args.command)
     try:
         args.func(args)
     except (AdminError, SettingError, BusError) as exc:
