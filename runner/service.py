@@ -190,8 +190,18 @@ class Runner:
                 if not paused:
                     consumer.pause()
                     paused = True
-                # Keep polling while paused: it keeps this member in its group.
-                records = await consumer.fetch(1, 0.2)
+                # Resume as soon as a request finishes (not at the next poll: a full
+                # runner would otherwise idle up to the poll interval), and keep polling
+                # while paused: it keeps this member in its group.
+                # (A timer, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # races the event, and stop() would wait on this loop forever.)
+                self._slot.clear()
+                poll = asyncio.get_running_loop().call_later(0.2, self._slot.set)
+                try:
+                    await self._slot.wait()
+                finally:
+                    poll.cancel()
+                records = await consumer.fetch(1, 0)
             else:
                 if paused:
                     consumer.resume()
@@ -201,8 +211,12 @@ class Runner:
                 self._tracker.started((rec.topic, rec.partition), rec.offset)
                 task = asyncio.create_task(self._handle(rec))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._done)
             self._metrics.in_flight.set(len(self._tasks))
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot.set()
 
     async def _handle(self, rec: Record) -> None:
         tp = (rec.topic, rec.partition)
@@ -251,9 +265,16 @@ class Runner:
 
     async def _publish_retrying(self, topic: str, key: bytes | None, value: bytes,
                                 headers: tuple[tuple[str, bytes], ...]) -> None:
+        # The first try goes straight to the bus: building a retry loop costs more than
+        # the embedded bus's whole publish, and almost every publish succeeds first time.
+        try:
+            await self._bus.publish(topic, key, value, headers)
+            return
+        except BusError as exc:
+            log.warning("publish to %s failed, retrying: %s", topic, exc)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, BusError)),
-            stop=stop_after_attempt(5), wait=wait_random_exponential(0.05, max=2), reraise=True,
+            stop=stop_after_attempt(4), wait=wait_random_exponential(0.05, max=2), reraise=True,
         ):
             with attempt:
                 await self._bus.publish(topic, key, value, headers)

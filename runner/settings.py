@@ -22,7 +22,7 @@ class RunnerSettings:
     #: ``INFERQ_RUNNER_GROUP``: the consumer group all runners share.
     group_id: str = "inferq-runners"
     #: ``INFERQ_RUNNER_MAX_IN_FLIGHT``: requests held at once; partitions pause beyond.
-    max_in_flight: int = 64
+    max_in_flight: int = 256
     #: ``INFERQ_RUNNER_MAX_MODELS``: ONNX Runtime sessions kept loaded (LRU).
     max_models: int = 8
     #: ``INFERQ_RUNNER_CACHE_DIR``: where models fetched over http(s) are kept.
@@ -61,7 +61,7 @@ class RunnerSettings:
             bus=bus,
             runner_id=env_str(env, "INFERQ_RUNNER_ID", f"{socket.gethostname()}-{os.getpid()}"),
             group_id=env_str(env, "INFERQ_RUNNER_GROUP", "inferq-runners"),
-            max_in_flight=env_int(env, "INFERQ_RUNNER_MAX_IN_FLIGHT", 64, minimum=1),
+            max_in_flight=env_int(env, "INFERQ_RUNNER_MAX_IN_FLIGHT", 256, minimum=1),
             max_models=env_int(env, "INFERQ_RUNNER_MAX_MODELS", 8, minimum=1),
             cache_dir=Path(env_str(env, "INFERQ_RUNNER_CACHE_DIR",
                                    str(bus.data_dir / "runner-cache"))),
