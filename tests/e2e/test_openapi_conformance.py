@@ -58,7 +58,7 @@ async def test_schemathesis_conformance(stack: Stack, tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         str(st), "run", f"{stack.base_url}/openapi.json",
         "--checks", CHECKS, "--phases", "examples,coverage,fuzzing",
-        "--max-examples", "5", "--seed", "20240611", "--workers", "1", "--max-time", "60",
+        "--max-examples", "5", "--seed", "20240611", "--workers", "1", "--max-time", "25",
         "--request-timeout", "20", "--no-shrink", "--suppress-health-check", "all",
         "--warnings", "off",
         "-H", f"X-Api-Key: {key}", "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
