@@ -82,3 +82,15 @@ def token_model(vocab: int = 4096, width: int = 4) -> bytes:
                      numpy_helper.from_array(np.array(vocab, dtype=np.int64), "vocab")],
     )
     return _model(graph)
+
+
+def gather_model() -> bytes:
+    """Looks rows up in a [4, 2] table; an index past 3 makes ONNX Runtime fail at run time."""
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["rows"])], "gather",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["n", 2])],
+        initializer=[numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(4, 2),
+                                             "table")],
+    )
+    return _model(graph)

@@ -145,3 +145,16 @@ async def test_binary_binding_fetches_npy(stack: Stack,
         assert r.status_code == 200 and body["state"] == "failed", (name, body)
         assert message in body["error"], (name, body)
         assert body["data"] is None
+
+
+async def test_model_errors_become_failed_results(stack: Stack) -> None:
+    task = await stack.create_task("acme", await stack.upload_model("g", onnx_models.gather_model()))
+    key = await stack.create_key("acme")
+    ok = (await stack.submit(task, key, [jb("idx", [3, 0])])).json()
+    assert ok["state"] == "success" and ok["data"] == {"rows": [[6.0, 7.0], [0.0, 1.0]]}
+    bad = (await stack.submit(task, key, [jb("idx", [9])])).json()
+    assert bad["state"] == "failed" and bad["data"] is None
+    assert bad["error"].startswith("model error:") and "out of" in bad["error"]
+    # The runner is unharmed: the next request succeeds.
+    again = (await stack.submit(task, key, [jb("idx", [1])])).json()
+    assert again["data"] == {"rows": [[2.0, 3.0]]}
