@@ -54,6 +54,8 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
         core=SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s),
         models=ModelStore(settings.model_dir),
         runners=RunnersView(bus, topics.runners, heartbeat_s=settings.runner_heartbeat_s),
+        lifecycle=LifecycleView(bus, topics.events, capacity=settings.results_cache),
+        files=FileStore(settings.files_dir),
     )
 
 
@@ -87,6 +89,9 @@ def create_app(
             await ctx.registry.start()
             await ctx.results.start()
             await ctx.runners.start()
+            await ctx.lifecycle.start()
+            if replicas is not None:
+                await replicas.start()
             if settings.model_repository is not None:
                 await register_repository(ctx.registry, ctx.models, settings.model_repository,
                                           settings.model_repository_account)
@@ -99,6 +104,9 @@ def create_app(
         finally:
             for c in reversed(companions):
                 await c.stop()
+            if replicas is not None:
+                await replicas.stop()
+            await ctx.lifecycle.stop()
             await ctx.runners.stop()
             await ctx.results.stop()
             await ctx.registry.stop()
@@ -136,12 +144,16 @@ def create_app(
         *routes_submit.routes(ctx),
         *routes_admin.routes(ctx),
         *routes_v2.routes(ctx),
+        *routes_tasks.routes(ctx),
+        *routes_engines.routes(ctx),
+        *routes_files.routes(ctx),
         *extra_routes,
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(HttpMetrics, registry=metrics, service="ingest")],
+        middleware=[Middleware(HttpMetrics, registry=metrics, service="ingest"),
+                    Middleware(RateLimitMiddleware, limiter=lambda: limiter)],
         exception_handlers={IngestError: on_ingest_error, HTTPException: on_http_error,
                             Exception: on_crash},
     )

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.errors import BadRequest
+from schemas.files import FILE_URI_PREFIX, file_id_of
 from schemas.messages import UrlInput
 from schemas.registry import ModelRecord, TensorSpec
 from schemas.signature import SignatureError, check_shape, describe
@@ -103,11 +104,17 @@ def _url_input(binding: Binding, spec: TensorSpec) -> UrlInput:
         raise BadRequest(f"binding {spec.name!r}: payloadType Binary needs a fileUrl")
     if binding.payload is not None:
         raise BadRequest(f"binding {spec.name!r}: payloadType Binary takes no payload")
+    if url.startswith(FILE_URI_PREFIX):
+        # An uploaded file (POST /files): the route checks it is the caller's.
+        if file_id_of(url) is None:
+            raise BadRequest(f"binding {spec.name!r}: fileUrl {url[:80]!r} is not a valid "
+                             f"{FILE_URI_PREFIX}<id> URL")
+        return UrlInput(name=spec.name, url=url)
     parts = urlsplit(url)
     if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest(
             f"binding {spec.name!r}: fileUrl must be an http(s) URL of at most "
-            f"{MAX_URL_LENGTH} characters"
+            f"{MAX_URL_LENGTH} characters, or an uploaded file's {FILE_URI_PREFIX}<id>"
         )
     return UrlInput(name=spec.name, url=url)
 

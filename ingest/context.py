@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from bus.base import Bus
 from bus.registry_view import RegistryView
 from bus.topics import TopicNames
+from ingest.file_store import FileStore
+from ingest.lifecycle import LifecycleView
 from ingest.model_store import ModelStore
 from ingest.results import ResultBook
 from ingest.runners_view import RunnersView
@@ -24,3 +26,5 @@ class IngestContext:
     core: SubmitCore
     models: ModelStore
     runners: RunnersView
+    lifecycle: LifecycleView
+    files: FileStore

@@ -54,3 +54,15 @@ class Unavailable(IngestError):
     status_code = 503
     code = "unavailable"
     retriable = True
+
+
+class RateLimited(IngestError):
+    """The key's token bucket for this class of call is empty."""
+
+    status_code = 429
+    code = "rate_limited"
+    retriable = True
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest.errors import IngestError, Overloaded
+from ingest.errors import IngestError, Overloaded, RateLimited
 
 _json = msgspec.json.Encoder()
 ERROR_TYPE_BASE = "https://inferq.dev/errors/"
@@ -38,9 +38,18 @@ def wants_v2(request: Request) -> bool:
     return request.headers.get("x-api-version", "").strip() == "2"
 
 
+def versioned_response(request: Request, body: Any, status: int = 200,
+                       headers: dict[str, str] | None = None) -> Response:
+    """A tasks-API success: the bare resource with ``X-API-Version: 2``, else the
+    version-1 wrapper ``{"success": true, "status", "data"}``."""
+    if wants_v2(request):
+        return json_response(body, status, headers)
+    return json_response({"success": True, "status": status, "data": body}, status, headers)
+
+
 def error_response(request: Request, exc: IngestError) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
     if wants_v2(request):
         body = {

@@ -30,6 +30,8 @@ class ResultBook:
         self._max_waiters = max_waiters
         self._results: OrderedDict[str, SubtaskResult] = OrderedDict()
         self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
+        #: Extra watchers that do not own the sync waiter (a cancel awaiting its result).
+        self._watchers: dict[str, list[asyncio.Future[SubtaskResult]]] = {}
         self._tail: Tail | None = None
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
@@ -77,6 +79,9 @@ class ResultBook:
         fut = self._waiters.pop(sid, None)
         if fut is not None and not fut.done():
             fut.set_result(result)
+        for watcher in self._watchers.pop(sid, ()):
+            if not watcher.done():
+                watcher.set_result(result)
 
     def get(self, subtask_id: str) -> SubtaskResult | None:
         return self._results.get(subtask_id)
@@ -92,6 +97,26 @@ class ResultBook:
         fut: asyncio.Future[SubtaskResult] = asyncio.get_running_loop().create_future()
         self._waiters[subtask_id] = fut
         return fut
+
+    async def watch(self, subtask_id: str, timeout_s: float) -> SubtaskResult | None:
+        """The result within ``timeout_s``, else None, beside any sync waiter."""
+        result = self._results.get(subtask_id)
+        if result is not None:
+            return result
+        if sum(len(w) for w in self._watchers.values()) >= self._max_waiters:
+            raise Overloaded("too many requests waiting for results; retry shortly")
+        fut: asyncio.Future[SubtaskResult] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(subtask_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return self._results.get(subtask_id)
+        finally:
+            left = [w for w in self._watchers.get(subtask_id, ()) if w is not fut]
+            if left:
+                self._watchers[subtask_id] = left
+            else:
+                self._watchers.pop(subtask_id, None)
 
     def forget(self, subtask_id: str) -> None:
         fut = self._waiters.pop(subtask_id, None)

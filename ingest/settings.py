@@ -48,6 +48,13 @@ class IngestSettings:
     v2_auth: bool = True
     #: ``INFERQ_HEARTBEAT_S``: the runners' heartbeat interval; three missed is gone.
     runner_heartbeat_s: float = 5.0
+    #: ``INFERQ_FILES_DIR``: uploaded files (``POST /files``); runners read the same dir.
+    files_dir: Path = Path(".inferq/files")
+    #: ``INFERQ_MAX_FILE_BYTES``: the largest file ``POST /files`` accepts.
+    max_file_bytes: int = 64 * 1024 * 1024
+    #: ``INFERQ_RATE_LIMITS``: per key and class, ``<class>=<count>/<seconds>``, shared
+    #: by every replica (see ``ingest/rate_limit.py``); empty turns rate limits off.
+    rate_limits: str = "run=100/60,get=1000/60,upload=50/60"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -74,6 +81,10 @@ class IngestSettings:
                                              "model-repository"),
             v2_auth=env_bool(env, "INFERQ_V2_AUTH", True),
             runner_heartbeat_s=env_float(env, "INFERQ_HEARTBEAT_S", 5.0, minimum=0.1),
+            files_dir=Path(env_str(env, "INFERQ_FILES_DIR", str(bus.data_dir / "files"))),
+            max_file_bytes=env_int(env, "INFERQ_MAX_FILE_BYTES", 64 * 1024 * 1024,
+                                   minimum=1024),
+            rate_limits=env.get("INFERQ_RATE_LIMITS", "run=100/60,get=1000/60,upload=50/60"),
         )
         if s.admin_token is not None and len(s.admin_token) < 16:
             raise SettingError("INFERQ_ADMIN_TOKEN must be at least 16 characters")

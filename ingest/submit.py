@@ -57,13 +57,14 @@ class SubmitCore:
         self.on_answered: Callable[[float], None] | None = None
 
     async def run(
-        self, req: InferenceRequest, timeout_s: float, traceparent: str | None = None
+        self, req: InferenceRequest, timeout_s: float, traceparent: str | None = None,
+        metadata: str = "",
     ) -> SubtaskResult | None:
         """Publish ``req`` and wait up to ``timeout_s`` for its result (None: pending)."""
         fut = self.results.expect(req.subtask_id)
         started = time.perf_counter()
         try:
-            await self.publish(req, traceparent)
+            await self.publish(req, traceparent, metadata)
         except BaseException:
             self.results.forget(req.subtask_id)
             raise
@@ -99,7 +100,10 @@ class SubmitCore:
             deadline_ms=now + int(self._deadline_s * 1000),
         )
 
-    async def publish(self, req: InferenceRequest, traceparent: str | None = None) -> None:
+    async def publish(self, req: InferenceRequest, traceparent: str | None = None,
+                      metadata: str = "") -> None:
+        """Publish ``req`` and its ``queued`` event (whose message carries ``metadata``,
+        the JSON a tasks-API ``POST /run`` attached, so every replica can show it)."""
         headers = (
             ("content-type", b"application/msgpack"),
             ("schema-version", SCHEMA_VERSION),
@@ -109,7 +113,8 @@ class SubmitCore:
         )
         key = req.subtask_id.encode()
         event = SubtaskEvent(subtask_id=req.subtask_id, task_id=req.task_id,
-                             account_id=req.account_id, kind="queued", at_ms=req.created_at_ms)
+                             account_id=req.account_id, kind="queued", at_ms=req.created_at_ms,
+                             message=metadata)
         self._pending[req.subtask_id] = Submitted(req.subtask_id, req.account_id, req.task_id)
         if len(self._pending) > _MAX_PENDING:
             self._pending.popitem(last=False)
@@ -120,6 +125,11 @@ class SubmitCore:
             self._pending.pop(req.subtask_id, None)
             raise Unavailable(f"the request could not be queued: {exc}") from exc
         log.debug("queued", extra={"subtask_id": req.subtask_id, "task_id": req.task_id})
+
+    def pending_account(self, subtask_id: str) -> str | None:
+        """The account of a subtask submitted here and not yet seen finished."""
+        pending = self._pending.get(subtask_id)
+        return None if pending is None else pending.account_id
 
     def lookup(self, subtask_id: str, account_id: str) -> SubtaskResult | None:
         """The result, or None while pending; NotFound if unknown or another account's."""

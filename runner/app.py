@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,9 @@ def create_app(settings: RunnerSettings) -> Starlette:
     registry = CollectorRegistry()
     bus = bus_for(settings.bus, f"inferq-runner-{settings.runner_id}")
     runner = Runner(settings, bus, registry)
+    # A drain/stop command ends the process the way SIGTERM does: the server shuts
+    # down, the lifespan drains the runner, the process exits 0.
+    runner.on_exit_requested = lambda: signal.raise_signal(signal.SIGTERM)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

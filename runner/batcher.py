@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from runner.errors import ModelRunError, RunnerError
 from runner.models import LoadedModel
@@ -47,6 +48,10 @@ Key = tuple[Any, ...]
 
 class BatchExpired(RunnerError, TimeoutError):
     """The request's deadline passed while it waited in the batcher; it was not run."""
+
+
+class BatchCancelled(RunnerError):
+    """The request was cancelled: taken out of the queue, or its run terminated."""
 
 
 class BatcherFull(RunnerError, OverflowError):
@@ -92,6 +97,10 @@ class _Item:
     fut: asyncio.Future[RunOutcome]
     enqueued: float = field(default_factory=time.perf_counter)
     timer: asyncio.TimerHandle | None = None
+    #: Cancelling: set on the loop; the executor thread checks it before each run.
+    cancelled: bool = False
+    #: The RunOptions of the run it is in now (terminate interrupts that run).
+    opts: ort.RunOptions | None = None
 
 
 def batch_key(model: LoadedModel, feeds: Arrays, names: Sequence[str]) -> tuple[Key, int]:
@@ -129,9 +138,10 @@ def _split(values: list[Any], items: list[_Item]) -> list[list[npt.NDArray[Any]]
     return out
 
 
-def _run_one(model: LoadedModel, names: list[str], feeds: Arrays) -> list[Any]:
+def _run_one(model: LoadedModel, names: list[str], feeds: Arrays,
+             opts: ort.RunOptions | None = None) -> list[Any]:
     try:
-        values: list[Any] = model.session.run(names, feeds)
+        values: list[Any] = model.session.run(names, feeds, opts)
     except Exception as exc:  # ORT raises Fail, InvalidArgument, RuntimeException...
         raise ModelRunError(f"model error: {exc}") from exc
     return values
@@ -148,21 +158,33 @@ def _run_batch(items: list[_Item]) -> tuple[list[_Answer], float]:
     if len(items) > 1:
         try:
             feeds = {n: np.concatenate([it.feeds[n] for it in items]) for n in first.feeds}
+            opts = ort.RunOptions()
+            for it in items:
+                it.opts = opts
+            if any(it.cancelled for it in items):
+                raise BatchCancelled("a request of the batch was cancelled")
             t0 = time.perf_counter()
-            values = _run_one(first.model, first.names, feeds)
+            values = _run_one(first.model, first.names, feeds, opts)
             ms = (time.perf_counter() - t0) * 1000
             return [(outs, ms, len(items)) for outs in _split(values, items)], started
         except Exception:  # noqa: S110 - each request is retried alone below
             pass
     answers: list[_Answer] = []
     for it in items:
+        # Options first, then the flag: a cancel on the loop either sees these options
+        # (and terminates the run) or set the flag before this check.
+        it.opts = ort.RunOptions()
+        if it.cancelled:
+            answers.append(BatchCancelled("cancelled before it ran"))
+            continue
         try:
             t0 = time.perf_counter()
-            values = _run_one(it.model, it.names, it.feeds)
+            values = _run_one(it.model, it.names, it.feeds, it.opts)
             ms = (time.perf_counter() - t0) * 1000
             answers.append(([np.asarray(v) for v in values], ms, 1))
         except Exception as exc:
-            answers.append(exc)
+            answers.append(BatchCancelled("cancelled while running: the run was terminated")
+                           if it.cancelled else exc)
     return answers, started
 
 
@@ -186,6 +208,8 @@ class Batcher:
         self._dispatch_scheduled = False
         self._wake: asyncio.TimerHandle | None = None
         self._seq = 0
+        #: Items by the id a caller may cancel them by (the subtask id).
+        self._by_id: dict[str, _Item] = {}
 
     @property
     def queued(self) -> int:
@@ -207,7 +231,8 @@ class Batcher:
     # submitting ------------------------------------------------------------------
     async def run(self, model: LoadedModel, feeds: Arrays, names: Sequence[str], *,
                   deadline_s: float | None = None,
-                  limits: BatchLimits | None = None) -> RunOutcome:
+                  limits: BatchLimits | None = None,
+                  cancel_id: str | None = None) -> RunOutcome:
         """Run ``feeds`` through ``model``, batched with its like; ``deadline_s`` is
         ``time.time()`` based. Raises ``BatchExpired``, ``ModelRunError``, ``BatcherFull``."""
         if self._queued >= self._max_queued:
@@ -229,12 +254,33 @@ class Batcher:
             q = self._queues[key] = deque()
         q.append(item)
         self._queued += 1
+        if cancel_id is not None:
+            self._by_id[cancel_id] = item
         self._schedule()
         try:
             return await item.fut
         except asyncio.CancelledError:
             self._remove(item)
             raise
+        finally:
+            if cancel_id is not None and self._by_id.get(cancel_id) is item:
+                del self._by_id[cancel_id]
+
+    def cancel(self, cancel_id: str) -> bool:
+        """Cancel the request run with ``cancel_id``: out of the queue if it waits (it
+        never runs), else its run is terminated through ``RunOptions.terminate`` and a
+        batch it shared is rerun for the others. False if no such request is here."""
+        item = self._by_id.get(cancel_id)
+        if item is None or item.fut.done():
+            return False
+        item.cancelled = True
+        if self._remove(item):
+            item.fut.set_exception(BatchCancelled("cancelled before it ran"))
+            return True
+        opts = item.opts
+        if opts is not None:
+            opts.terminate = True
+        return True
 
     def _expire(self, item: _Item) -> None:
         if self._remove(item) and not item.fut.done():

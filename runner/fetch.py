@@ -8,9 +8,12 @@ header is parsed and checked before the body is read, object arrays are refused
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import math
+import os
 import struct
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -19,6 +22,7 @@ import numpy.typing as npt
 from outbound import errors as outbound_errors
 from outbound.urlguard import check_url, guarded_connector
 from runner.errors import FetchError, InputError, UrlRefused
+from schemas.files import FILE_URI_PREFIX, file_id_of
 
 _MAGIC = b"\x93NUMPY"
 
@@ -54,8 +58,10 @@ def parse_npy_header(prefix: bytes) -> tuple[int, np.dtype[np.generic], tuple[in
 
 
 class NpyFetcher:
-    def __init__(self, *, allow_private: bool, max_bytes: int, timeout_s: float) -> None:
+    def __init__(self, *, allow_private: bool, max_bytes: int, timeout_s: float,
+                 files_dir: Path | None = None) -> None:
         self._allow_private = allow_private
+        self._files_dir = files_dir
         self._max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 10))
         self._session: aiohttp.ClientSession | None = None
@@ -69,8 +75,31 @@ class NpyFetcher:
         if self._session is not None:
             await self._session.close()
 
+    def _read_upload(self, url: str) -> npt.NDArray[np.generic]:
+        """An uploaded file (``inferq-file://<id>``), from the shared files dir."""
+        file_id = file_id_of(url)
+        if file_id is None or self._files_dir is None:
+            raise InputError(f"{url[:80]!r} names no uploaded file")
+        path = self._files_dir / file_id
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size > self._max_bytes:
+                    raise FetchError(f"{url}: the file exceeds the limit of {self._max_bytes} "
+                                     "bytes")
+                data = f.read(self._max_bytes + 1)
+        except FileNotFoundError:
+            raise InputError(f"{url}: no such uploaded file (deleted?)") from None
+        parse_npy_header(data[:65536 + 12])  # refuses object arrays before np.load
+        try:
+            array: npt.NDArray[np.generic] = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{url}: unreadable .npy: {exc}") from None
+        return array
+
     async def fetch(self, url: str) -> npt.NDArray[np.generic]:
         assert self._session is not None, "fetcher not started"
+        if url.startswith(FILE_URI_PREFIX):
+            return await asyncio.to_thread(self._read_upload, url)
         try:
             await check_url(url, self._allow_private)
         except outbound_errors.UrlRefused as exc:

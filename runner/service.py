@@ -13,9 +13,11 @@ the consumer keeps polling, so a long model run never gets this member evicted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,7 +30,8 @@ from bus.offsets import OffsetTracker
 from bus.topics import TopicNames
 from obs.metrics import LATENCY_BUCKETS
 from obs.tracing import log_fields, record_span
-from runner.batcher import Batcher, BatchExpired, BatchLimits
+from runner.batcher import BatchCancelled, Batcher, BatchExpired, BatchLimits
+from runner.control import ControlListener
 from runner.errors import RunnerError
 from runner.execute import build_feeds, encode_outputs, output_names
 from runner.fetch import NpyFetcher
@@ -37,6 +40,8 @@ from runner.providers import device_of, usable_providers
 from runner.settings import RunnerSettings
 from schemas.messages import (
     SCHEMA_VERSION,
+    Cancelled,
+    EngineCommand,
     Expired,
     Failed,
     Heartbeat,
@@ -102,7 +107,8 @@ class Runner:
                                             thread_name_prefix="ort")
         self._fetcher = NpyFetcher(allow_private=settings.allow_private_urls,
                                    max_bytes=settings.fetch_max_bytes,
-                                   timeout_s=settings.fetch_timeout_s)
+                                   timeout_s=settings.fetch_timeout_s,
+                                   files_dir=settings.files_dir)
         self._batcher = Batcher(self._executor, slots=settings.executor_threads,
                                 defaults=BatchLimits(settings.max_batch_size,
                                                      settings.max_queue_delay_ms / 1000),
@@ -120,6 +126,15 @@ class Runner:
         self._commit_wanted = asyncio.Event()
         self._state: str = "running"
         self.started = asyncio.Event()
+        self._control = ControlListener(bus, self._topics.control, settings.runner_id,
+                                        on_cancel=self._batcher.cancel,
+                                        on_command=self._command)
+        #: Called when a drain/stop command arrives; the runner process sets it to end
+        #: itself (SIGTERM path, exit 0). Unset: the runner stops itself (``inferq up``).
+        self.on_exit_requested: Callable[[], None] | None = None
+        self._hand_back = False
+        self._stop_task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def __aenter__(self) -> Runner:
         await self.start()
@@ -145,6 +160,7 @@ class Runner:
         self._consumer.on_revoked(self._tracker.forget)
         self._metrics.consumer_lag.set_function(self._consumer.lag)
         await self._consumer.start()
+        await self._control.start()
         self._background = [
             asyncio.create_task(self._consume(), name="runner-consume"),
             asyncio.create_task(self._commit_loop(), name="runner-commit"),
@@ -156,14 +172,28 @@ class Runner:
                                           "device": device_of(self.providers)})
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
-        """Stop intake, finish what is held, commit, leave the group, close clients."""
+        """Stop intake, finish what is held, commit, leave the group, close clients.
+
+        After a ``stop`` command, what is held is handed back instead (not committed,
+        so the group redelivers it to another runner)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._state = "draining"
+        if self._hand_back:
+            drain_timeout_s = 0.0
+        with contextlib.suppress(BusError):  # shows `draining` at once, not next beat
+            await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(),
+                                    encode(self.heartbeat()))
         consume = self._background[0] if self._background else None
         if consume is not None:
             consume.cancel()
             await asyncio.gather(consume, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=drain_timeout_s)
+        for task in list(self._tasks):  # past the timeout: handed back, redelivered
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._commit_now()
         for task in self._background[1:]:
             task.cancel()
@@ -175,9 +205,19 @@ class Runner:
             pass
         if self._consumer is not None:
             await self._consumer.stop()
+        await self._control.stop()
         await self._fetcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("runner stopped", extra={"runner_id": self.settings.runner_id})
+
+    def _command(self, cmd: EngineCommand) -> None:
+        if self._stopped or self._stop_task is not None:
+            return
+        self._hand_back = cmd.action == "stop"
+        if self.on_exit_requested is not None:
+            self.on_exit_requested()
+        else:
+            self._stop_task = asyncio.create_task(self.stop(), name="runner-drain")
 
     # consuming ---------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -324,6 +364,10 @@ class Runner:
                                   "webhook": req.webhook}
         queued_ms = max(0.0, now_ms - req.created_at_ms) if req.created_at_ms else 0.0
         self._metrics.queued.observe(queued_ms / 1000)
+        if self._control.is_cancelled(req.subtask_id):
+            return Cancelled(**common, finished_at_ms=now_ms,
+                             timings=Timings(queued_ms=queued_ms),
+                             error="cancelled before it ran")
         if req.deadline_ms and now_ms > req.deadline_ms:
             return Expired(**common, finished_at_ms=now_ms,
                            timings=Timings(queued_ms=queued_ms),
@@ -355,10 +399,16 @@ class Runner:
             names = output_names(model, req.outputs)
             self._batcher.retract(sha)
             announced = False
+            if self._control.is_cancelled(req.subtask_id):  # arrived while fetching
+                raise BatchCancelled("cancelled before it ran")
             ran = await self._batcher.run(
                 model, feeds, names, limits=self._limits(req),
-                deadline_s=req.deadline_ms / 1000 if req.deadline_ms else None)
+                deadline_s=req.deadline_ms / 1000 if req.deadline_ms else None,
+                cancel_id=req.subtask_id)
             outputs = encode_outputs(names, ran.outputs)
+        except BatchCancelled as exc:
+            return Cancelled(**common, finished_at_ms=int(time.time() * 1000), error=str(exc),
+                             timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms))
         except BatchExpired as exc:
             return Expired(**common, finished_at_ms=int(time.time() * 1000), error=str(exc),
                            timings=Timings(queued_ms=queued_ms, fetch_ms=fetch_ms))

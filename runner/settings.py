@@ -46,6 +46,9 @@ class RunnerSettings:
     #: ``INFERQ_FETCH_MAX_BYTES`` / ``INFERQ_FETCH_TIMEOUT_S``: bounds on one input fetch.
     fetch_max_bytes: int = 64 * 1024 * 1024
     fetch_timeout_s: float = 30.0
+    #: ``INFERQ_FILES_DIR``: uploaded files (``inferq-file://<id>`` inputs), shared with
+    #: ingest like the model store; read from disk, never fetched.
+    files_dir: Path = Path(".inferq/files")
     #: ``INFERQ_HEARTBEAT_S``: seconds between heartbeats on the runners topic.
     heartbeat_s: float = 5.0
     #: ``INFERQ_RUNNER_HOST`` / ``INFERQ_RUNNER_PORT``: health and metrics (0: any free port).
@@ -75,6 +78,7 @@ class RunnerSettings:
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
             fetch_timeout_s=env_float(env, "INFERQ_FETCH_TIMEOUT_S", 30.0, minimum=0.1),
+            files_dir=Path(env_str(env, "INFERQ_FILES_DIR", str(bus.data_dir / "files"))),
             heartbeat_s=env_float(env, "INFERQ_HEARTBEAT_S", 5.0, minimum=0.1),
             http_host=env_str(env, "INFERQ_RUNNER_HOST", "127.0.0.1"),
             http_port=env_int(env, "INFERQ_RUNNER_PORT", 8001),

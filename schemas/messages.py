@@ -120,11 +120,38 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["running", "draining", "stopped"] = "running"
 
 
+class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel"):
+    """On ``control`` (key: subtask id): do not run this subtask; interrupt it if running.
+
+    Every runner reads all of ``control``: the one holding the subtask answers
+    ``cancelled``; the others remember the id until ``deadline_ms`` in case it reaches
+    them later (the request was not consumed yet)."""
+
+    subtask_id: str
+    account_id: str = ""
+    at_ms: int = 0
+    #: The request's own deadline: past it nobody needs to remember the cancel.
+    deadline_ms: int = 0
+
+
+class EngineCommand(msgspec.Struct, frozen=True, kw_only=True, tag="engine"):
+    """On ``control`` (key: runner id): ``drain`` finishes what it holds, then leaves;
+    ``stop`` hands back what it holds (redelivered to others), then leaves."""
+
+    runner_id: str
+    action: Literal["drain", "stop"] = "drain"
+    #: Commands issued before a runner started are history, not meant for it.
+    at_ms: int = 0
+
+
+ControlMessage = Cancel | EngineCommand
+
 _enc = msgspec.msgpack.Encoder()
 request_decoder = msgspec.msgpack.Decoder(InferenceRequest)
 result_decoder = msgspec.msgpack.Decoder(SubtaskResult)
 event_decoder = msgspec.msgpack.Decoder(SubtaskEvent)
 heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
+control_decoder = msgspec.msgpack.Decoder(ControlMessage)
 
 
 def encode(message: msgspec.Struct) -> bytes:

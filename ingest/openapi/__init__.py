@@ -14,12 +14,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ingest.openapi import admin, ops, submit, v2
-from ingest.openapi.builder import JSON, Spec
+from ingest.openapi import admin, ops, submit, tasks, v2
+from ingest.openapi.builder import JSON, Spec, errors
+from ingest.rate_limit import classify
 from ingest.responses import json_response
 
 DIALECTS: tuple[Callable[[Spec], JSON], ...] = (ops.paths, submit.paths, admin.paths,
-                                                v2.paths)
+                                                v2.paths, tasks.paths)
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -29,6 +30,11 @@ def document(version: str = "0.1.0") -> JSON:
     for dialect in DIALECTS:
         for path, item in dialect(spec).items():
             paths.setdefault(path, {}).update(item)
+    # Rate limits apply across dialects (ingest/rate_limit.py): 429 wherever they do.
+    for path, item in paths.items():
+        for method, op in item.items():
+            if classify(method.upper(), path) is not None:
+                op["responses"] = errors(429) | op["responses"]
     return {
         "openapi": "3.1.0",
         "info": {"title": "inferq", "version": version,

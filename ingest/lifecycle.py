@@ -1,0 +1,98 @@
+"""What ingest knows of each subtask's lifecycle before its result: the events topic.
+
+Every replica tails every partition of ``events`` (as it does ``results``), so any
+replica can say a subtask submitted elsewhere is queued or running, and list its
+lifecycle lines. Bounded: the oldest subtasks are forgotten past ``capacity``, and each
+keeps at most ``MAX_LINES`` lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import msgspec
+
+from bus.base import Bus, Tail
+from schemas.messages import SubtaskEvent, event_decoder
+
+log = logging.getLogger(__name__)
+
+MAX_LINES = 50
+
+
+@dataclass
+class Lifecycle:
+    subtask_id: str
+    task_id: str
+    account_id: str
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+    running: bool = False
+    #: The metadata JSON a ``POST /run`` attached to its queued event.
+    metadata: str = ""
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+class LifecycleView:
+    def __init__(self, bus: Bus, topic: str, *, capacity: int) -> None:
+        self._bus = bus
+        self._topic = topic
+        self._capacity = capacity
+        self._subtasks: OrderedDict[str, Lifecycle] = OrderedDict()
+        self._tail: Tail | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._tail = self._bus.tail([self._topic], from_beginning=True)
+        await self._tail.start()
+        self._task = asyncio.create_task(self._run(), name="lifecycle-tail")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._tail is not None:
+            await self._tail.stop()
+
+    async def _run(self) -> None:
+        assert self._tail is not None
+        while not self._stopping:
+            for rec in await self._tail.fetch(1000, 0.5):
+                if rec.value is None:
+                    continue
+                try:
+                    self.add(event_decoder.decode(rec.value))
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.error("skipping undecodable event at %s:%d: %s", rec.topic,
+                              rec.offset, exc)
+
+    def add(self, ev: SubtaskEvent) -> None:
+        lc = self._subtasks.get(ev.subtask_id)
+        if lc is None:
+            lc = self._subtasks[ev.subtask_id] = Lifecycle(ev.subtask_id, ev.task_id,
+                                                           ev.account_id)
+            if len(self._subtasks) > self._capacity:
+                self._subtasks.popitem(last=False)
+        if ev.kind == "queued":
+            if lc.created_at_ms == 0 or ev.at_ms < lc.created_at_ms:
+                lc.created_at_ms = ev.at_ms
+            if ev.message and not lc.metadata:
+                lc.metadata = ev.message
+            line = "queued"
+        elif ev.kind == "running":
+            lc.running = True
+            line = f"running on {ev.message}" if ev.message else "running"
+        else:
+            line = f"{ev.kind}: {ev.message}" if ev.message else ev.kind
+        lc.updated_at_ms = max(lc.updated_at_ms, ev.at_ms)
+        if len(lc.lines) < MAX_LINES:
+            lc.lines.append((ev.at_ms, line))
+            lc.lines.sort()
+
+    def get(self, subtask_id: str) -> Lifecycle | None:
+        return self._subtasks.get(subtask_id)

@@ -1,0 +1,125 @@
+"""HTTP bodies of the tasks API (``POST /run``, ``/tasks/{id}``, engines, files).
+
+Statuses are the integers that tasks-API clients use; inferq's subtask states map onto
+them as ``STATUS`` below (``expired``: it never ran, so it is ``failed`` with an error
+saying why). Times are RFC 3339 UTC strings with milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from schemas.submit_api import WebhookSpec
+
+RECEIVED, QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = 1, 2, 7, 10, 11, 12
+
+STATUS_NAMES = {RECEIVED: "received", QUEUED: "queued", RUNNING: "running",
+                COMPLETED: "completed", FAILED: "failed", CANCELLED: "cancelled"}
+#: inferq subtask state -> tasks-API status.
+STATUS = {"received": RECEIVED, "queued": QUEUED, "running": RUNNING,
+          "succeeded": COMPLETED, "failed": FAILED, "expired": FAILED,
+          "cancelled": CANCELLED}
+FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED)
+
+
+def rfc3339(ms: int) -> str:
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+class RunBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /run``: ``app`` is a task id or a model ``name[:version]``."""
+
+    app: str
+    #: Tensor name -> value: nested lists or numbers (Json), a string (Text for string
+    #: tensors), or ``{"fileUrl": ...}`` (Binary: an uploaded file or an http(s) .npy).
+    input: dict[str, Any]
+    webhook: str | WebhookSpec | None = None
+    #: False (default): answer at once; true: wait like the synchronous submit.
+    wait: bool = False
+    #: Kept with the task and returned in its DTO (at most 4 KiB as JSON).
+    metadata: dict[str, Any] | None = None
+
+
+class TaskDTO(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    id: str
+    status: int
+    status_name: str
+    created_at: str
+    updated_at: str
+    app: str | None = None
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TaskStatusDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: int
+    updated_at: str
+
+
+class CancelDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: int
+    #: True when the cancel was accepted (the task was not final yet).
+    cancelled: bool
+
+
+class TimingsDTO(msgspec.Struct, frozen=True, kw_only=True):
+    """In milliseconds; null until the task is final."""
+
+    id: str
+    status: int
+    queued: float | None = None
+    batch_wait: float | None = None
+    fetch: float | None = None
+    inference: float | None = None
+    total: float | None = None
+    batch_size: int | None = None
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    at: str
+    message: str
+
+
+class LogsDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    logs: list[LogLine]
+
+
+class EngineDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    host: str
+    device: str
+    providers: list[str]
+    models_loaded: list[str]
+    in_flight: int
+    last_seen: str
+    #: ``running`` or ``draining``.
+    state: str
+
+
+class EngineCommandDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    action: str
+    accepted: bool
+
+
+class FileDTO(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    #: What a Binary binding's ``fileUrl`` names to use it (read by runners from the
+    #: shared files directory, never fetched over the network).
+    uri: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: str
+
+
+run_body_decoder = msgspec.json.Decoder(RunBody)
