@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from bus.base import Bus
-from bus.factory import make_bus
+from bus.factory import bus_for
 from inferq.demo import curl_line, ensure_demo
 from inferq.serve import bound_port, serve
 from ingest.app import create_app
@@ -47,9 +47,7 @@ def build_up(
     and key land in the returned dict.
     """
     metrics = CollectorRegistry()
-    bus = bus or make_bus(ingest.bus.kafka_bootstrap, ingest.bus.data_dir,
-                          fetch_max_wait_ms=ingest.bus.fetch_max_wait_ms,
-                          max_message_bytes=ingest.bus.max_message_bytes, client_id="inferq-up")
+    bus = bus or bus_for(ingest.bus, "inferq-up")
     demo: dict[str, str] = {}
 
     async def on_ready(ctx: IngestContext) -> None:

@@ -16,14 +16,26 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bus.base import Bus
-from bus.factory import make_bus
+from bus.factory import bus_for
 from bus.registry_view import RegistryView
 from bus.topics import TopicNames
-from ingest import openapi, routes_admin, routes_submit, routes_v2
+from ingest import (
+    openapi,
+    routes_admin,
+    routes_engines,
+    routes_files,
+    routes_submit,
+    routes_tasks,
+    routes_v2,
+)
 from ingest.context import IngestContext
 from ingest.errors import IngestError, NotFound
+from ingest.file_store import FileStore
+from ingest.lifecycle import LifecycleView
 from ingest.model_repository import register_repository
 from ingest.model_store import ModelStore
+from ingest.rate_limit import RateLimiter, Replicas, parse_limits
+from ingest.rate_middleware import RateLimitMiddleware
 from ingest.responses import error_response, json_response
 from ingest.results import ResultBook
 from ingest.runners_view import RunnersView
@@ -68,12 +80,13 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     on_ready: Callable[[IngestContext], Awaitable[None]] | None = None,
 ) -> Starlette:
-    bus = bus or make_bus(
-        settings.bus.kafka_bootstrap, settings.bus.data_dir,
-        fetch_max_wait_ms=settings.bus.fetch_max_wait_ms,
-        max_message_bytes=settings.bus.max_message_bytes, client_id="inferq-ingest",
-    )
+    bus = bus or bus_for(settings.bus, "inferq-ingest")
     ctx = build_context(settings, bus)
+    # Rate limits are shared by every replica through their beats (rate_limit.py).
+    replicas = Replicas(bus, ctx.topics.prefix + "ingest-replicas",
+                        beat_s=settings.runner_heartbeat_s) if settings.rate_limits else None
+    limiter = (RateLimiter(parse_limits(settings.rate_limits), replicas)
+               if replicas is not None else None)
     metrics = metrics or CollectorRegistry()
     Gauge("inferq_ingest_waiters", "synchronous calls waiting for a result",
           registry=metrics).set_function(lambda: ctx.results.waiting)
