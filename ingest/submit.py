@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import uuid
 from collections import OrderedDict
@@ -14,6 +13,7 @@ from bus.base import Bus, BusError
 from bus.topics import TopicNames
 from ingest.errors import NotFound, Unavailable
 from ingest.results import ResultBook
+from obs.tracing import new_traceparent, parse_traceparent
 from schemas.messages import (
     SCHEMA_VERSION,
     InferenceRequest,
@@ -29,10 +29,6 @@ from schemas.tensors import Tensor
 log = logging.getLogger(__name__)
 
 _MAX_PENDING = 1_000_000
-
-
-def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +103,9 @@ class SubmitCore:
         headers = (
             ("content-type", b"application/msgpack"),
             ("schema-version", SCHEMA_VERSION),
-            ("traceparent", (traceparent or new_traceparent()).encode()),
+            # A client's malformed traceparent is replaced, never passed downstream.
+            ("traceparent", (traceparent if traceparent and parse_traceparent(traceparent)
+                             else new_traceparent()).encode()),
             ("model", f"{req.model.name}:{req.model.version}".encode()),
             ("task", req.task_id.encode()),
         )

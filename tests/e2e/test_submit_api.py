@@ -158,3 +158,26 @@ async def test_model_errors_become_failed_results(stack: Stack) -> None:
     # The runner is unharmed: the next request succeeds.
     again = (await stack.submit(task, key, [jb("idx", [1])])).json()
     assert again["data"] == {"rows": [[2.0, 3.0]]}
+
+
+async def test_traceparent_is_carried_or_replaced(stack: Stack) -> None:
+    from obs.tracing import parse_traceparent
+
+    task = await stack.create_task("acme", await stack.upload_model("add", onnx_models.add_model()))
+    key = await stack.create_key("acme")
+    good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    for sent in (good, "garbage"):
+        r = await stack.client.post(f"{stack.base_url}/api/inference/tasks/{task}",
+                                    json={"bindings": [jb("x", [[1, 2, 3, 4]])]},
+                                    headers={"X-Api-Key": key, "traceparent": sent})
+        assert r.json()["state"] == "success"
+    tail = stack.app.state.ctx.bus.tail([stack.topics.requests], from_beginning=True)
+    await tail.start()
+    headers = []
+    for _ in range(100):
+        headers += [rec.header("traceparent") for rec in await tail.fetch(100, 0.05)]
+        if len(headers) == 2:
+            break
+    await tail.stop()
+    assert headers[0] == good.encode()
+    assert headers[1] != b"garbage" and parse_traceparent(headers[1]) is not None
