@@ -64,7 +64,9 @@ def _register(base: str, models: dict[str, BenchModel], dialect: str) -> dict[st
 
 def _env(data_dir: Path) -> dict[str, str]:
     return {"INFERQ_ADMIN_TOKEN": ADMIN, "INFERQ_DATA_DIR": str(data_dir),
-            "INFERQ_LOG_LEVEL": "WARNING", "INFERQ_RUNNER_PORT": "0"}
+            "INFERQ_LOG_LEVEL": "WARNING", "INFERQ_RUNNER_PORT": "0",
+            # A benchmark measures the pipeline, not the per-key rate limiter.
+            "INFERQ_RATE_LIMITS": ""}
 
 
 def embedded(models: dict[str, BenchModel], work: Path, dialect: str,

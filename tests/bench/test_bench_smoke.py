@@ -1,0 +1,45 @@
+"""The bench's own parts work: models build, the load generator drives a real `inferq up`
+over HTTP, and the table reports what it measured (seconds, not a benchmark)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.load import LoadResult
+from bench.rawort import RawResult
+from bench.report import Row, breakdown, table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_table_ratios_and_breakdown() -> None:
+    load = LoadResult(clients=8, seconds=2.0, ok=200, latencies_ms=[1.0, 2.0, 3.0, 4.0])
+    stages = breakdown({"inferq_runner_inference_seconds_count": 10,
+                        "inferq_runner_inference_seconds_sum": 0.01},
+                       {"inferq_runner_inference_seconds_count": 20,
+                        "inferq_runner_inference_seconds_sum": 0.03,
+                        "inferq_runner_batch_size_count": 5, "inferq_runner_batch_size_sum": 20})
+    assert stages.keys() == {"inference", "batch"}
+    assert abs(stages["inference"] - 2.0) < 1e-9 and stages["batch"] == 4.0
+    out = table([Row("inferq embedded", "tiny", load, 120.0, stages),
+                 Row("MLServer 1.7 no batching", "tiny", LoadResult(8, 2.0, ok=100,
+                                                                    latencies_ms=[5.0]), 90.0)],
+                {"tiny": RawResult(0.01, 1000.0, 32)}, [], {"tiny": 0.001})
+    assert "| inferq embedded | tiny | 8 | 100 | 2.50 |" in out
+    assert "| 0.1000 |" in out  # 100 req/s against 1000 samples/s raw
+    assert "| inferq embedded | tiny | 8 | 2.00 | 0.50 |" in out  # ours / peer
+
+
+def test_quick_run_against_inferq_up() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--models", "tiny", "--clients", "2",
+         "--targets", "embedded", "--no-raw"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \|",
+                    proc.stdout, re.M)
+    assert row, proc.stdout
+    assert int(row.group(1).replace(",", "")) > 0 and row.group(2) == "0"
