@@ -148,7 +148,8 @@ async def test_binary_binding_fetches_npy(stack: Stack,
 
 
 async def test_model_errors_become_failed_results(stack: Stack) -> None:
-    task = await stack.create_task("acme", await stack.upload_model("g", onnx_models.gather_model()))
+    model = await stack.upload_model("g", onnx_models.gather_model())
+    task = await stack.create_task("acme", model)
     key = await stack.create_key("acme")
     ok = (await stack.submit(task, key, [jb("idx", [3, 0])])).json()
     assert ok["state"] == "success" and ok["data"] == {"rows": [[6.0, 7.0], [0.0, 1.0]]}

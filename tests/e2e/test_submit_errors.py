@@ -21,7 +21,8 @@ async def world(kafka_bootstrap: str | None, tmp_path: Path
         ids = {
             "task": await s.create_task("acme", ints),
             "no_api": await s.create_task("acme", ints, fill=False),
-            "text": await s.create_task("acme", await s.upload_model("t", onnx_models.text_model())),
+            "text": await s.create_task(
+                "acme", await s.upload_model("t", onnx_models.text_model())),
             "other_task": await s.create_task("globex", ints),
             "key": await s.create_key("acme"),
             "other_key": await s.create_key("globex"),
@@ -90,7 +91,8 @@ async def test_not_found_and_isolation(world: tuple[Stack, dict[str, str]]) -> N
     sub = f"{s.base_url}/api/inference/subtasks/{ok['id']}"
     r = await s.client.get(sub, headers={"X-Api-Key": ids["other_key"]})
     assert_error(r, 404, "not found")
-    r = await s.client.get(f"{s.base_url}/api/inference/subtasks/00000000-0000-0000-0000-000000000000",
+    nobody = "00000000-0000-0000-0000-000000000000"
+    r = await s.client.get(f"{s.base_url}/api/inference/subtasks/{nobody}",
                            headers={"X-Api-Key": ids["key"]})
     assert_error(r, 404, "not found")
     assert_error(await s.client.get(sub), 401, "missing API key")
