@@ -16,7 +16,8 @@ import time
 
 import msgspec
 
-from bus.base import Bus, BusError, Tail
+from bus.base import Bus, BusError, Record
+from bus.follower import Follower
 from schemas.keys import key_id_of, matches
 from schemas.registry import (
     ApiKeyRecord,
@@ -44,39 +45,23 @@ class RegistryView:
         self.webhook_secrets: dict[str, WebhookSecretsRecord] = {}
         #: Webhook URLs disabled by a 410, by their registry key.
         self.disabled_webhooks: dict[str, DisabledWebhookRecord] = {}
-        self._tail: Tail | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self._follower = Follower(bus, [topic], self._apply_record, name="registry")
         self._applied: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
-        self._tail = self._bus.tail([self._topic], from_beginning=True)
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(), name="registry-tail")
-        await asyncio.wait_for(self._ready.wait(), 60)
+        """Replay the registry; returns once the view holds everything written before."""
+        await self._follower.start()
+        await asyncio.wait_for(self._follower.caught_up.wait(), 60)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._tail is not None:
-            await self._tail.stop()
+        await self._follower.stop()
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        return self._follower.caught_up.is_set()
 
-    async def _run(self) -> None:
-        assert self._tail is not None
-        while True:
-            if self._tail.caught_up():
-                self._ready.set()
-            for rec in await self._tail.fetch(1000, 0.5):
-                key = (rec.key or b"").decode()
-                self._apply(key, rec.value)
+    def _apply_record(self, rec: Record) -> None:
+        self._apply((rec.key or b"").decode(), rec.value)
 
     def _apply(self, key: str, value: bytes | None) -> None:
         kind, _, ident = key.partition(":")

@@ -8,14 +8,14 @@ keeps at most ``MAX_LINES`` lines.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import msgspec
 
-from bus.base import Bus, Tail
+from bus.base import Bus, Record
+from bus.follower import Follower
 from schemas.messages import SubtaskEvent, event_decoder
 
 log = logging.getLogger(__name__)
@@ -42,34 +42,21 @@ class LifecycleView:
         self._topic = topic
         self._capacity = capacity
         self._subtasks: OrderedDict[str, Lifecycle] = OrderedDict()
-        self._tail: Tail | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._follower = Follower(bus, [topic], self._apply, name="lifecycle")
 
     async def start(self) -> None:
-        self._tail = self._bus.tail([self._topic], from_beginning=True)
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(), name="lifecycle-tail")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._tail is not None:
-            await self._tail.stop()
+        await self._follower.stop()
 
-    async def _run(self) -> None:
-        assert self._tail is not None
-        while not self._stopping:
-            for rec in await self._tail.fetch(1000, 0.5):
-                if rec.value is None:
-                    continue
-                try:
-                    self.add(event_decoder.decode(rec.value))
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error("skipping undecodable event at %s:%d: %s", rec.topic,
-                              rec.offset, exc)
+    def _apply(self, rec: Record) -> None:
+        if rec.value is None:
+            return
+        try:
+            self.add(event_decoder.decode(rec.value))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("skipping undecodable event at %s:%d: %s", rec.topic, rec.offset, exc)
 
     def add(self, ev: SubtaskEvent) -> None:
         lc = self._subtasks.get(ev.subtask_id)

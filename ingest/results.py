@@ -15,7 +15,8 @@ from collections import OrderedDict
 
 import msgspec
 
-from bus.base import Bus, Tail
+from bus.base import Bus, Record
+from bus.follower import Follower
 from ingest.errors import Overloaded
 from schemas.messages import SubtaskResult, result_decoder
 
@@ -32,42 +33,27 @@ class ResultBook:
         self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
         #: Extra watchers that do not own the sync waiter (a cancel awaiting its result).
         self._watchers: dict[str, list[asyncio.Future[SubtaskResult]]] = {}
-        self._tail: Tail | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.caught_up = asyncio.Event()
+        self._follower = Follower(bus, [topic], self._apply, name="results")
+        self.caught_up = self._follower.caught_up
 
     async def start(self) -> None:
-        self._tail = self._bus.tail([self._topic], from_beginning=True)
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(), name="results-tail")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._tail is not None:
-            await self._tail.stop()
+        await self._follower.stop()
         for fut in self._waiters.values():
             fut.cancel()
 
-    async def _run(self) -> None:
-        assert self._tail is not None
-        while True:
-            if self._tail.caught_up():
-                self.caught_up.set()
-            for rec in await self._tail.fetch(1000, 0.5):
-                if rec.value is None:
-                    continue
-                try:
-                    result = result_decoder.decode(rec.value)
-                except msgspec.DecodeError as exc:
-                    log.error("skipping undecodable result at %s:%d", rec.topic, rec.offset,
-                              extra={"error": str(exc)})
-                    continue
-                self.add(result)
+    def _apply(self, rec: Record) -> None:
+        if rec.value is None:
+            return
+        try:
+            result = result_decoder.decode(rec.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("skipping undecodable result at %s:%d", rec.topic, rec.offset,
+                      extra={"error": str(exc)})
+            return
+        self.add(result)
 
     def add(self, result: SubtaskResult) -> None:
         sid = result.subtask_id

@@ -9,13 +9,13 @@ times are the runner's wall clock: hosts need clocks that agree to within an int
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 import msgspec
 
-from bus.base import Bus, Tail
+from bus.base import Bus, Record
+from bus.follower import Follower
 from schemas.messages import Heartbeat, heartbeat_decoder
 
 log = logging.getLogger(__name__)
@@ -33,45 +33,31 @@ class RunnersView:
         self.stale_after_s = MISSED_BEATS * heartbeat_s
         #: The last heartbeat of every runner not yet tombstoned, by runner id.
         self.heartbeats: dict[str, Heartbeat] = {}
-        self._tail: Tail | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._follower = Follower(bus, [topic], self._apply, name="runners",
+                                  after_batch=self._forget_oldest)
 
     async def start(self) -> None:
-        self._tail = self._bus.tail([self._topic], from_beginning=True)
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(), name="runners-tail")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        # Python 3.11's wait_for can swallow a cancel that lands as data arrives (a
-        # runner's tombstone at shutdown does exactly that): the flag ends the loop anyway.
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._tail is not None:
-            await self._tail.stop()
+        await self._follower.stop()
 
-    async def _run(self) -> None:
-        assert self._tail is not None
-        while not self._stopping:
-            for rec in await self._tail.fetch(1000, 0.5):
-                runner_id = (rec.key or b"").decode(errors="replace")
-                if rec.value is None:
-                    self.heartbeats.pop(runner_id, None)
-                    continue
-                try:
-                    self.heartbeats[runner_id] = heartbeat_decoder.decode(rec.value)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error("skipping undecodable heartbeat of %s: %s", runner_id, exc)
-            if len(self.heartbeats) > MAX_RUNNERS:
-                # Runners that died without a tombstone would otherwise pile up forever.
-                by_age = sorted(self.heartbeats, key=lambda r: self.heartbeats[r].at_ms)
-                for runner_id in by_age[:len(self.heartbeats) - MAX_RUNNERS]:
-                    del self.heartbeats[runner_id]
+    def _apply(self, rec: Record) -> None:
+        runner_id = (rec.key or b"").decode(errors="replace")
+        if rec.value is None:
+            self.heartbeats.pop(runner_id, None)
+            return
+        try:
+            self.heartbeats[runner_id] = heartbeat_decoder.decode(rec.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("skipping undecodable heartbeat of %s: %s", runner_id, exc)
+
+    def _forget_oldest(self) -> None:
+        if len(self.heartbeats) > MAX_RUNNERS:
+            # Runners that died without a tombstone would otherwise pile up forever.
+            by_age = sorted(self.heartbeats, key=lambda r: self.heartbeats[r].at_ms)
+            for runner_id in by_age[:len(self.heartbeats) - MAX_RUNNERS]:
+                del self.heartbeats[runner_id]
 
     def alive(self, now_ms: int | None = None) -> list[Heartbeat]:
         """Runners taking work now: running, with a recent heartbeat."""

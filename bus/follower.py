@@ -1,0 +1,73 @@
+"""Following topics in the background: the loop every replayed view shares.
+
+A view (registry, results, runner heartbeats, lifecycle events) hands ``Follower`` its
+topics and a function applied to each record. The follower owns the tail and the task
+(started and stopped with the view), sets ``caught_up`` once every record that existed
+at start has been applied, and keeps going with new records after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from bus.base import Bus, Record, Tail
+
+log = logging.getLogger(__name__)
+
+
+class Follower:
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Sequence[str],
+        apply: Callable[[Record], None],
+        *,
+        name: str,
+        from_beginning: bool = True,
+        after_batch: Callable[[], None] | None = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        self._bus = bus
+        self._topics = list(topics)
+        self._apply = apply
+        self._after_batch = after_batch
+        self._name = name
+        self._from_beginning = from_beginning
+        self._poll_s = poll_s
+        self._tail: Tail | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tail = self._bus.tail(self._topics, from_beginning=self._from_beginning)
+        await self._tail.start()
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-follower")
+
+    async def stop(self) -> None:
+        # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancel
+        # that lands just as data arrives, and the loop must end all the same.
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._tail is not None:
+            await self._tail.stop()
+
+    async def _run(self) -> None:
+        assert self._tail is not None
+        tail = self._tail
+        while not self._stopping:
+            if tail.caught_up():
+                self.caught_up.set()
+            records = await tail.fetch(1000, self._poll_s)
+            for rec in records:
+                try:
+                    self._apply(rec)
+                except Exception:  # one bad record must not stop the view
+                    log.exception("%s: record at %s:%d not applied", self._name, rec.topic,
+                                  rec.offset)
+            if records and self._after_batch is not None:
+                self._after_batch()
