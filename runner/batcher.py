@@ -260,7 +260,14 @@ class Batcher:
         try:
             return await item.fut
         except asyncio.CancelledError:
-            self._remove(item)
+            if not self._remove(item):
+                # Running: the caller gave up on it (a runner handing its work back on
+                # stop), so interrupt the run rather than let it hold an executor thread
+                # that process exit would wait for. Flag first, then options (see
+                # ``_run_batch``); a batch it shared is rerun for the others.
+                item.cancelled = True
+                if item.opts is not None:
+                    item.opts.terminate = True
             raise
         finally:
             if cancel_id is not None and self._by_id.get(cancel_id) is item:

@@ -94,3 +94,26 @@ def gather_model() -> bytes:
                                              "table")],
     )
     return _model(graph)
+
+
+def loop_model(n: int = 512) -> bytes:
+    """y = mean(x·I^steps) over an [n, n] matrix: ``steps`` (an input) MatMuls in a Loop,
+    so one model runs in milliseconds (steps=1) or for tens of seconds."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("MatMul", ["h_in", "w"], ["h_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [n, n])])
+    graph = helper.make_graph(
+        [helper.make_node("Expand", ["x", "shape"], ["h0"]),
+         helper.make_node("Loop", ["steps", "", "h0"], ["hN"], body=body),
+         helper.make_node("ReduceMean", ["hN"], ["y"], keepdims=1)], "loop",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("steps", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        initializer=[numpy_helper.from_array(np.eye(n, dtype=np.float32), "w"),
+                     numpy_helper.from_array(np.array([n, n], np.int64), "shape")])
+    return _model(graph)

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,64 +15,13 @@ import pytest
 from tests import onnx_models
 from tests.conftest import free_port
 from tests.harness import ADMIN_TOKEN
-
-INFERQ = str(Path(sys.executable).with_name("inferq"))
-
-
-class Procs:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        with open(self.tmp / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([INFERQ, *args], env={**self.env, **extra_env},
-                                    stdout=log, stderr=subprocess.STDOUT)
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def wait_ready(self, name: str, url: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.procs[name].poll() is not None:
-                raise AssertionError(f"{name} exited: {self.log(name)}")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{name} not ready: {self.log(name)}")
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+from tests.procs import Procs, kafka_env
 
 
 @pytest.fixture
 def cluster(tansu: str, tmp_path: Path) -> Iterator[tuple[Procs, str, dict[str, int]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERQ_")}
-    env.update({
-        "INFERQ_KAFKA_BOOTSTRAP": tansu,
-        "INFERQ_TOPIC_PREFIX": f"mp{uuid.uuid4().hex[:8]}.",
-        "INFERQ_KAFKA_FETCH_MAX_WAIT_MS": "5",
-        "INFERQ_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "INFERQ_PARTITIONS": "4",
-        "INFERQ_ADMIN_TOKEN": ADMIN_TOKEN,
-        "INFERQ_DATA_DIR": str(tmp_path / "data"),
-        "INFERQ_MODEL_DIR": str(tmp_path / "models"),
-        "INFERQ_HEARTBEAT_S": "1",
-    })
+    # 500 runs from one key within seconds: far over the default per-key rate limit.
+    env = kafka_env(tansu, tmp_path, INFERQ_RATE_LIMITS="run=100000/60")
     procs = Procs(tmp_path, env)
     ports = {"ingest": free_port(), "r1": free_port(), "r2": free_port()}
     try:

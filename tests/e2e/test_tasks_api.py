@@ -16,42 +16,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from ingest.rate_limit import parse_limits
 from tests import onnx_models
 from tests.harness import ADMIN_TOKEN, Stack, running_stack
 
 V2 = {"X-API-Version": "2"}
-
-
-def loop_model(n: int = 512) -> bytes:
-    """y = mean(x·I^steps) over an [n, n] matrix: ``steps`` (an input) MatMuls in a Loop,
-    so one model runs in milliseconds (steps=1) or for tens of seconds."""
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("MatMul", ["h_in", "w"], ["h_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [n, n])])
-    graph = helper.make_graph(
-        [helper.make_node("Expand", ["x", "shape"], ["h0"]),
-         helper.make_node("Loop", ["steps", "", "h0"], ["hN"], body=body),
-         helper.make_node("ReduceMean", ["hN"], ["y"], keepdims=1)], "loop",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
-         helper.make_tensor_value_info("steps", TensorProto.INT64, [])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
-        initializer=[numpy_helper.from_array(np.eye(n, dtype=np.float32), "w"),
-                     numpy_helper.from_array(np.array([n, n], np.int64), "shape")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
 
 
 @pytest.fixture
@@ -241,7 +213,7 @@ async def test_default_rate_limits_101st_run_is_429(kafka_bootstrap: str | None,
 async def test_cancel_queued_and_running(kafka_bootstrap: str | None, tmp_path: Path) -> None:
     async with running_stack(kafka_bootstrap, tmp_path,
                              runner_overrides={"executor_threads": 1}) as s:
-        slow = await s.create_task("acme", await s.upload_model("slow", loop_model()))
+        slow = await s.create_task("acme", await s.upload_model("slow", onnx_models.loop_model()))
         fast = await s.create_task("acme", await s.upload_model("add", onnx_models.add_model()))
         key = await s.create_key("acme")
         base = s.base_url
