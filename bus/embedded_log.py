@@ -4,11 +4,17 @@ Each topic is an append-only file of length-prefixed msgpack frames. On load, co
 topics keep the newest record of each key (tombstones remove the key) and every topic
 keeps at most ``max_records``; the file is then rewritten, and rewritten again whenever
 what was appended since outgrows ``rewrite_bytes``, so disk use stays bounded.
-Writes are flushed to the OS (they survive a process crash, not a power cut).
+Writes are flushed to the OS once per event-loop tick, not per record: appends made in
+one tick (a request, its event, another request's result...) share one ``flush``, which
+is queued with ``call_soon`` by the tick's first append, and ``close`` flushes the rest.
+So a record survives a process crash (not a power cut) from the end of the loop tick
+that appended it; a crash inside that tick can lose what it appended. Without a running
+loop (tools, tests) every append is flushed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import struct
@@ -42,6 +48,7 @@ class PartitionLog:
         self._path = path
         self._file: BinaryIO | None = None
         self._written = 0
+        self._flush_queued = False
         self._rewrite_bytes = rewrite_bytes
         if path is not None:
             self._load(path)
@@ -99,8 +106,9 @@ class PartitionLog:
         if self._file is not None:
             frame = self._frame(record)
             self._file.write(frame)
-            self._file.flush()
             self._written += len(frame)
+            if not self._flush_queued:
+                self._queue_flush()
         # Trim in steps of a tenth so that appends stay O(1) amortised.
         if len(self.records) > self.max_records + self.max_records // 10:
             self._trim()
@@ -108,6 +116,20 @@ class PartitionLog:
             self._trim()
             self._rewrite()
         return record
+
+    def _queue_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._flush_queued = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_queued = False
+        if self._file is not None:
+            self._file.flush()
 
     def read(self, position: int, max_records: int) -> list[Record]:
         """Records at offsets >= ``position`` (compaction leaves gaps)."""
