@@ -53,8 +53,11 @@ from schemas.messages import (
     encode,
     request_decoder,
 )
+from schemas.state import final_state
+from schemas.submit_api import submit_response
 
 log = logging.getLogger(__name__)
+_json = msgspec.json.Encoder()
 
 #: Room left in a record for everything but the output bytes.
 _RESULT_OVERHEAD = 64 * 1024
@@ -287,6 +290,7 @@ class Runner:
                                                       "error": str(exc)})
             return
         self._metrics.results.labels(type(result).__name__.lower()).inc()
+        self._final_event(req, result)
         # One line per subtask, tied to its trace (the traceparent ingest received).
         traceparent = rec.header("traceparent")
         state = type(result).__name__.lower()
@@ -302,6 +306,17 @@ class Runner:
     def _finished(self, tp: tuple[str, int], offset: int) -> None:
         self._tracker.finished(tp, offset)
         self._commit_wanted.set()
+
+    def _final_event(self, req: InferenceRequest, result: SubtaskResult) -> None:
+        """The lifecycle's last event on ``events``, once the result is acknowledged."""
+        event = SubtaskEvent(
+            subtask_id=req.subtask_id, task_id=req.task_id, account_id=req.account_id,
+            kind=final_state(result), at_ms=result.finished_at_ms or int(time.time() * 1000),
+            body=_json.encode(submit_response(req.subtask_id, result)))
+        try:
+            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
+        except BusError:
+            pass  # lifecycle events are best effort; the result is not
 
     async def _publish_retrying(self, topic: str, key: bytes | None, value: bytes,
                                 headers: tuple[tuple[str, bytes], ...]) -> None:

@@ -95,7 +95,9 @@ class Expired(_Result, frozen=True, kw_only=True, tag="expired"):
 
 SubtaskResult = Succeeded | Failed | Cancelled | Expired
 
-EventKind = Literal["queued", "running", "progress", "log"]
+EventKind = Literal[
+    "queued", "running", "progress", "log", "succeeded", "failed", "cancelled", "expired",
+]
 
 
 class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +107,8 @@ class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
     kind: EventKind
     at_ms: int
     message: str = ""
+    #: Final events only: the ``GET /api/inference/subtasks/{id}`` body, as JSON.
+    body: bytes = b""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

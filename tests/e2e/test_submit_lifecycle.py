@@ -91,3 +91,25 @@ async def test_second_ingest_sees_tasks_of_the_first(tansu: str, tmp_path: Path)
             assert r.status_code == 200 and r.json()["data"] == WANT
             listed = (await second.admin("GET", "/admin/tasks?account=acme")).json()
             assert [t["id"] for t in listed] == [task]
+
+
+async def test_lifecycle_events_on_the_events_topic(kafka_bootstrap: str | None,
+                                                    tmp_path: Path) -> None:
+    from schemas.messages import event_decoder
+
+    async with running_stack(kafka_bootstrap, tmp_path) as s:
+        task = await s.create_task("acme", await s.upload_model("ints", onnx_models.int_model()))
+        key = await s.create_key("acme")
+        done = (await s.submit(task, key, GOOD)).json()
+        tail = s.app.state.ctx.bus.tail([s.topics.events], from_beginning=True)
+        await tail.start()
+        events = []
+        for _ in range(200):
+            events += [event_decoder.decode(r.value) for r in await tail.fetch(100, 0.05)]
+            if len(events) >= 3:
+                break
+        await tail.stop()
+    assert [e.kind for e in events] == ["queued", "running", "succeeded"]
+    assert {e.subtask_id for e in events} == {done["id"]}
+    assert events[0].at_ms <= events[1].at_ms <= events[2].at_ms
+    assert json.loads(events[2].body) == done
