@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180,
 )
+#: Cached label children per HttpMetrics (past it, ``.labels()`` is called each time).
+_MAX_CHILDREN = 1024
 
 
 def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]
@@ -36,6 +38,27 @@ class HttpMetrics:
             ["service", "route"], registry=registry, buckets=LATENCY_BUCKETS,
         )
         self.service = service
+        # The labelled children, looked up once per (route, method, status) rather than
+        # through ``.labels()`` on every request; bounded, since methods come from clients.
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._timers: dict[str, Histogram] = {}
+
+    def _counter(self, template: str, method: str, status: int) -> Counter:
+        key = (template, method, status)
+        child = self._counters.get(key)
+        if child is None:
+            child = self.requests.labels(self.service, template, method, str(status))
+            if len(self._counters) < _MAX_CHILDREN:
+                self._counters[key] = child
+        return child
+
+    def _timer(self, template: str) -> Histogram:
+        child = self._timers.get(template)
+        if child is None:
+            child = self.latency.labels(self.service, template)
+            if len(self._timers) < _MAX_CHILDREN:
+                self._timers[template] = child
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,8 +78,8 @@ class HttpMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.requests.labels(self.service, template, scope["method"], str(status)).inc()
-            self.latency.labels(self.service, template).observe(time.perf_counter() - start)
+            self._counter(template, scope["method"], status).inc()
+            self._timer(template).observe(time.perf_counter() - start)
 
 
 class WebhookMetrics:
