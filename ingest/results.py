@@ -112,8 +112,25 @@ class ResultBook:
     async def wait(
         self, subtask_id: str, fut: asyncio.Future[SubtaskResult], timeout_s: float
     ) -> SubtaskResult | None:
+        # A timer that fails the waiter, not ``wait_for(shield(...))``: that wraps every
+        # sync call in two extra futures and a task, a sizeable share of a small request.
+        timer = asyncio.get_running_loop().call_later(timeout_s, _time_out, fut)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
+            return await fut
+        except _WaitTimedOut:
             self.forget(subtask_id)
             return self._results.get(subtask_id)
+        except asyncio.CancelledError:
+            self.forget(subtask_id)  # the caller went away: nobody waits for it now
+            raise
+        finally:
+            timer.cancel()
+
+
+class _WaitTimedOut(Exception):
+    """Set on a sync waiter whose timeout passed first."""
+
+
+def _time_out(fut: asyncio.Future[SubtaskResult]) -> None:
+    if not fut.done():
+        fut.set_exception(_WaitTimedOut())
