@@ -48,6 +48,19 @@ def log_fields(traceparent: str | bytes | None) -> dict[str, str]:
     return {"trace_id": ids[0], "span_id": ids[1]} if ids else {}
 
 
+_TRACER: trace.Tracer | None = None
+
+
+def _tracer() -> trace.Tracer:
+    # One tracer for the process: ``get_tracer`` builds a new one on every call. Before
+    # ``configure_tracing`` this is the API's proxy tracer, which follows the provider
+    # installed later, so caching it early loses nothing.
+    global _TRACER
+    if _TRACER is None:
+        _TRACER = trace.get_tracer("inferq")
+    return _TRACER
+
+
 def record_span(
     name: str, traceparent: str | bytes | None, start_ns: int, end_ns: int,
     attributes: Mapping[str, str | int | float | bool] | None = None,
@@ -60,7 +73,7 @@ def record_span(
     text = traceparent.decode("ascii", "replace") if isinstance(traceparent, bytes) else (
         traceparent or "")
     ctx = _propagator.extract({"traceparent": text}) if text else None
-    span = trace.get_tracer("inferq").start_span(name, context=ctx, start_time=start_ns,
+    span = _tracer().start_span(name, context=ctx, start_time=start_ns,
                                                  attributes=dict(attributes or {}))
     span.end(end_time=end_ns)
 
