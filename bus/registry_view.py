@@ -33,6 +33,8 @@ from schemas.registry import (
 
 log = logging.getLogger(__name__)
 
+_VERIFIED_KEYS = 1024
+
 
 class RegistryView:
     def __init__(self, bus: Bus, topic: str) -> None:
@@ -47,6 +49,8 @@ class RegistryView:
         self.disabled_webhooks: dict[str, DisabledWebhookRecord] = {}
         self._follower = Follower(bus, [topic], self._apply_record, name="registry")
         self._applied: dict[str, asyncio.Event] = {}
+        #: Keys whose hash matched, by key: saves a SHA-256 per request (bounded).
+        self._verified: dict[str, ApiKeyRecord] = {}
 
     async def start(self) -> None:
         """Replay the registry; returns once the view holds everything written before."""
@@ -113,10 +117,21 @@ class RegistryView:
     # reads -----------------------------------------------------------------------------
     def account_for(self, key: str | None) -> str | None:
         """The account of a valid, unrevoked key, else None (compared in constant time)."""
-        key_id = key_id_of(key) if key else None
-        record = self.keys.get(key_id) if key_id else None
-        if record is None or key is None or not matches(key, record.key_hash):
+        if not key:
             return None
+        record = self._verified.get(key)
+        # A cached match holds only while the view still has that very record: a
+        # revocation, rotation or deletion replaces or drops it, and the key is checked
+        # afresh (so revoking takes effect at once).
+        if record is None or self.keys.get(record.key_id) is not record:
+            key_id = key_id_of(key)
+            record = self.keys.get(key_id) if key_id else None
+            if record is None or not matches(key, record.key_hash):
+                self._verified.pop(key, None)
+                return None
+            if len(self._verified) >= _VERIFIED_KEYS:
+                self._verified.clear()
+            self._verified[key] = record
         if record.revoked_at_ms is not None and record.revoked_at_ms <= time.time() * 1000:
             return None
         return record.account_id
