@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from ingest.context import IngestContext
 from ingest.errors import NotFound
 from ingest.lifecycle import Lifecycle
@@ -23,12 +21,12 @@ from schemas.tasks_api import (
     QUEUED,
     RUNNING,
     STATUS,
-    STATUS_NAMES,
     LogLine,
     TaskDTO,
     TimingsDTO,
     rfc3339,
 )
+from schemas.tasks_api import task_dto as shape_task_dto
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +77,10 @@ def task_dto(st: TaskState) -> TaskDTO:
             output = body.data
         else:
             error = body.error
-    metadata: dict[str, Any] | None = None
-    if st.lifecycle is not None and st.lifecycle.metadata:
-        try:
-            metadata = msgspec.json.decode(st.lifecycle.metadata)
-        except msgspec.DecodeError:
-            metadata = None
-    return TaskDTO(id=st.subtask_id, status=st.status, status_name=STATUS_NAMES[st.status],
-                   created_at=rfc3339(st.created_at_ms), updated_at=rfc3339(st.updated_at_ms),
-                   app=st.task_id or None, output=output, error=error, metadata=metadata)
+    return shape_task_dto(st.subtask_id, status=st.status, created_at_ms=st.created_at_ms,
+                          updated_at_ms=st.updated_at_ms, task_id=st.task_id, output=output,
+                          error=error,
+                          metadata=st.lifecycle.metadata if st.lifecycle is not None else "")
 
 
 def timings_dto(st: TaskState) -> TimingsDTO:

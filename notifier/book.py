@@ -39,6 +39,8 @@ class StreamEvent:
     seq: int
     kind: str
     data: str
+    #: When the step happened (ms): the tasks-API view's ``updated_at``.
+    at_ms: int = 0
 
     @property
     def id(self) -> str:
@@ -61,6 +63,10 @@ class SubtaskLog:
     subtask_id: str
     task_id: str
     account_id: str
+    #: The queued event's time (else derived from the result) and the metadata JSON a
+    #: ``POST /run`` put on it: what the tasks-API view of each event needs.
+    created_at_ms: int = 0
+    metadata: str = ""
     slots: dict[int, StreamEvent] = field(default_factory=dict)
     changed: _Changed = field(default_factory=_Changed)
 
@@ -133,17 +139,24 @@ class EventBook:
         if seq is None:
             return  # progress and log events are not streamed yet
         log = self._log(ev.subtask_id, ev.task_id, ev.account_id)
+        if seq == QUEUED and QUEUED not in log.slots:  # wins over a time derived earlier
+            log.created_at_ms = ev.at_ms
+            log.metadata = ev.message
         body = {"id": ev.subtask_id, "taskId": ev.task_id, "state": ev.kind, "atMs": ev.at_ms}
-        self._fill(log, StreamEvent(ev.subtask_id, seq, ev.kind, _json.encode(body).decode()))
+        self._fill(log, StreamEvent(ev.subtask_id, seq, ev.kind, _json.encode(body).decode(),
+                                    ev.at_ms))
 
     def add_result(self, result: SubtaskResult) -> None:
         log = self._log(result.subtask_id, result.task_id, result.account_id)
+        if not log.created_at_ms:
+            log.created_at_ms = result.finished_at_ms - int(result.timings.total_ms)
         if RUNNING not in log.slots and not isinstance(result, Expired) and result.runner_id:
             started = result.finished_at_ms - int(result.timings.total_ms
                                                    - result.timings.queued_ms)
             body = {"id": result.subtask_id, "taskId": result.task_id, "state": "running",
                     "atMs": started}
             self._fill(log, StreamEvent(result.subtask_id, RUNNING, "running",
-                                        _json.encode(body).decode()))
+                                        _json.encode(body).decode(), started))
         data = _json.encode(submit_response(result.subtask_id, result)).decode()
-        self._fill(log, StreamEvent(result.subtask_id, FINAL, final_state(result), data))
+        self._fill(log, StreamEvent(result.subtask_id, FINAL, final_state(result), data,
+                                    result.finished_at_ms))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -22,13 +22,17 @@ from bus.registry_view import RegistryView
 from notifier.book import EventBook, StreamEvent, SubtaskLog, TaskLog, parse_event_id
 from notifier.deliveries import DeliveryLog
 from notifier.settings import NotifierSettings
+from notifier.task_stream import task_event
+from schemas.tasks_api import error_body
 
 _json = msgspec.json.Encoder()
 
 
-def error(status: int, code: str, message: str) -> Response:
-    body = {"success": False, "status": status, "error": {"code": code, "message": message}}
-    return Response(_json.encode(body), status, media_type="application/json")
+def error(status: int, code: str, message: str, v2: bool = False) -> Response:
+    """The version-1 error wrapper; RFC 9457 problem+json when ``v2`` (tasks-API routes
+    whose caller sent ``X-API-Version: 2``)."""
+    body, media = error_body(status, code, message, v2)
+    return Response(_json.encode(body), status, media_type=media)
 
 
 def _api_key(request: Request) -> str | None:
@@ -60,14 +64,17 @@ class Streams:
             Route("/api/inference/tasks/{task_id}/events", self.task_events, methods=["GET"]),
             Route("/api/inference/subtasks/{subtask_id}/deliveries", self.deliveries,
                   methods=["GET"]),
+            Route("/tasks/{id}/stream", self.task_stream, methods=["GET"]),
         ]
 
-    def _account(self, request: Request) -> str | Response:
+    def _account(self, request: Request, v2: bool = False) -> str | Response:
         key = _api_key(request)
         if not key:
-            return error(401, "unauthorized", "missing API key: send it in the X-Api-Key header")
+            return error(401, "unauthorized",
+                         "missing API key: send it in the X-Api-Key header", v2)
         account = self._registry.account_for(key)
-        return account if account is not None else error(401, "unauthorized", "invalid API key")
+        return account if account is not None else error(401, "unauthorized",
+                                                         "invalid API key", v2)
 
     async def _find(self, subtask_id: str, account: str) -> SubtaskLog | None:
         """The subtask's log; waits a little for one submitted a moment ago."""
@@ -85,9 +92,9 @@ class Streams:
             except TimeoutError:
                 return None
 
-    def _stream(self, events: AsyncIterator[ServerSentEvent]) -> Response:
+    def _stream(self, events: AsyncIterator[ServerSentEvent], v2: bool = False) -> Response:
         if self.open_streams >= self._settings.sse_max_streams:
-            return error(503, "overloaded", "too many open event streams; retry shortly")
+            return error(503, "overloaded", "too many open event streams; retry shortly", v2)
         return EventSourceResponse(events, ping=self._settings.sse_ping_s,
                                    headers={"Cache-Control": "no-store"},
                                    send_timeout=30)
@@ -104,19 +111,37 @@ class Streams:
         seq = last[1] if last is not None and last[0] == subtask_id else 0
         return self._stream(self._follow_subtask(log, seq))
 
-    async def _follow_subtask(self, log: SubtaskLog, seq: int) -> AsyncIterator[ServerSentEvent]:
+    async def _follow_subtask(self, log: SubtaskLog, seq: int,
+                              shape: Callable[[StreamEvent], ServerSentEvent] = _sse,
+                              ) -> AsyncIterator[ServerSentEvent]:
         self.open_streams += 1
         try:
             while not self.closing.is_set():
                 changed = log.changed.event
                 for ev in log.after(seq):
                     seq = ev.seq
-                    yield _sse(ev)
+                    yield shape(ev)
                 if log.final:
                     return  # the subtask stream ends after its final event
                 await self._wait(changed)
         finally:
             self.open_streams -= 1
+
+    async def task_stream(self, request: Request) -> Response:
+        """``GET /tasks/{id}/stream``: one subtask's lifecycle in the tasks API's terms
+        (``notifier.task_stream``); errors in the caller's API version."""
+        v2 = request.headers.get("x-api-version", "").strip() == "2"
+        account = self._account(request, v2)
+        if isinstance(account, Response):
+            return account
+        subtask_id = request.path_params["id"]
+        log = await self._find(subtask_id, account)
+        if log is None:
+            return error(404, "not_found", f"task {subtask_id} not found", v2)
+        last = parse_event_id(request.headers.get("last-event-id"))
+        seq = last[1] if last is not None and last[0] == subtask_id else 0
+        return self._stream(self._follow_subtask(log, seq, lambda ev: task_event(log, ev, v2)),
+                            v2)
 
     async def task_events(self, request: Request) -> Response:
         account = self._account(request)

@@ -56,6 +56,51 @@ class TaskDTO(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     metadata: dict[str, Any] | None = None
 
 
+def task_dto(subtask_id: str, *, status: int, created_at_ms: int, updated_at_ms: int,
+             task_id: str = "", output: dict[str, Any] | None = None,
+             error: str | None = None, metadata: str = "") -> TaskDTO:
+    """The task DTO, shaped the same wherever it is served (``GET /tasks/{id}`` in
+    ingest, ``GET /tasks/{id}/stream`` in the notifier). ``metadata`` is the JSON text a
+    ``POST /run`` kept with the task; text that does not decode is left out."""
+    meta: dict[str, Any] | None = None
+    if metadata:
+        try:
+            meta = msgspec.json.decode(metadata)
+        except msgspec.DecodeError:
+            meta = None
+    return TaskDTO(id=subtask_id, status=status, status_name=STATUS_NAMES[status],
+                   created_at=rfc3339(created_at_ms), updated_at=rfc3339(updated_at_ms),
+                   app=task_id or None, output=output, error=error, metadata=meta)
+
+
+def versioned_body(body: Any, v2: bool, status: int = 200) -> Any:
+    """A success body: bare with ``X-API-Version: 2``, else the version-1 wrapper."""
+    return body if v2 else {"success": True, "status": status, "data": body}
+
+
+ERROR_TYPE_BASE = "https://inferq.dev/errors/"
+ERROR_TITLES = {
+    "unauthorized": "Unauthorized",
+    "forbidden": "Forbidden",
+    "not_found": "Not Found",
+    "invalid_request": "Invalid Request",
+    "rate_limited": "Too Many Requests",
+    "internal_error": "Internal Server Error",
+    "overloaded": "Service Overloaded",
+    "unavailable": "Service Unavailable",
+}
+
+
+def error_body(status: int, code: str, message: str, v2: bool) -> tuple[dict[str, Any], str]:
+    """An error body and its media type: RFC 9457 problem+json with ``X-API-Version: 2``,
+    else the version-1 wrapper."""
+    if v2:
+        return ({"type": ERROR_TYPE_BASE + code, "title": ERROR_TITLES.get(code, "Error"),
+                 "status": status, "detail": message}, "application/problem+json")
+    return ({"success": False, "status": status, "error": {"code": code, "message": message}},
+            "application/json")
+
+
 class TaskStatusDTO(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     status: int

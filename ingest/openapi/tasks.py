@@ -63,6 +63,16 @@ def paths(spec: Spec) -> JSON:
                                            spec.ref(TimingsDTO))},
         "/tasks/{id}/logs": {"get": get("getTaskLogs", "Its lifecycle lines",
                                         spec.ref(LogsDTO))},
+        "/tasks/{id}/stream": {"get": _op(
+            "streamTask", "Server-sent events: update (queued, running), then done or error; "
+            "each event's data is the task as GET /tasks/{id} shows it then; resumable "
+            "with Last-Event-ID",
+            {"200": {"description": "text/event-stream", "headers": _RATE, "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}}} | errors(404, 503),
+            "tasks", parameters=[tid, {
+                "name": "Last-Event-ID", "in": "header", "required": False,
+                "description": "the id of the last event seen (<id>:<1|2|3>): resume after it",
+                "schema": {"type": "string"}}])},
         "/tasks/{id}/cancel": {"post": _op(
             "cancelTask", "Cancel: a queued task never runs, a running one is interrupted",
             versioned(200, "Its status after the cancel", spec.ref(CancelDTO))
