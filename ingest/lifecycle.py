@@ -21,6 +21,7 @@ from schemas.messages import SubtaskEvent, event_decoder
 log = logging.getLogger(__name__)
 
 MAX_LINES = 50
+_FINAL_KINDS = frozenset({"succeeded", "failed", "cancelled", "expired"})
 
 
 @dataclass
@@ -59,6 +60,8 @@ class LifecycleView:
             log.error("skipping undecodable event at %s:%d: %s", rec.topic, rec.offset, exc)
 
     def add(self, ev: SubtaskEvent) -> None:
+        if ev.kind in _FINAL_KINDS:
+            return  # the results record gives the final state and line (and its outputs)
         lc = self._subtasks.get(ev.subtask_id)
         if lc is None:
             lc = self._subtasks[ev.subtask_id] = Lifecycle(ev.subtask_id, ev.task_id,

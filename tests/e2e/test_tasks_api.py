@@ -141,6 +141,7 @@ async def test_run_and_every_task_view(stack: Stack) -> None:
     logs = (await stack.client.get(f"{base}/tasks/{tid}/logs", headers=auth(key, True))).json()
     lines = [line["message"] for line in logs["logs"]]
     assert lines[0] == "queued" and lines[-1].startswith("completed on r-")
+    assert len(lines) == 3 and lines[1].startswith("running on r-"), lines
     # One core, two views: the submit API sees the same subtask.
     sub = await stack.client.get(f"{base}/api/inference/subtasks/{tid}", headers=auth(key))
     assert sub.json() == {"id": tid, "state": "success", "data": dto["output"], "error": None}
