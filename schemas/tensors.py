@@ -32,6 +32,13 @@ NUMERIC_DTYPES: frozenset[str] = frozenset(
 )
 STRING = "string"
 
+#: Little-endian numpy dtypes by wire name, and wire names by numpy dtype: ``dtype.name``
+#: and ``newbyteorder`` are slow enough to show in a small request's profile.
+_LE_DTYPES: dict[str, np.dtype[np.generic]] = {
+    n: np.dtype(n).newbyteorder("<") for n in NUMERIC_DTYPES}
+_NAMES: dict[np.dtype[np.generic], str] = {np.dtype(n): n for n in NUMERIC_DTYPES}
+_NAMES.update({dt: n for n, dt in _LE_DTYPES.items()})
+
 #: ONNX TensorProto element types, by number, to wire dtype names.
 ONNX_ELEM_TO_DTYPE: dict[int, str] = {
     1: "float32",
@@ -91,10 +98,10 @@ def encode_array(name: str, array: npt.NDArray[np.generic]) -> Tensor:
             v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat.tolist()
         )
         return Tensor(name=name, dtype=STRING, shape=tuple(array.shape), strings=strings)
-    dtype = array.dtype.name
+    dtype = _NAMES.get(array.dtype) or array.dtype.name  # e.g. big-endian: the slow way
     if dtype not in NUMERIC_DTYPES:
-        raise TensorError(f"tensor {name!r}: dtype {dtype} is not supported")
-    le = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        raise TensorError(f"tensor {name!r}: dtype {array.dtype.name} is not supported")
+    le = array.astype(_LE_DTYPES[dtype], copy=False)
     return Tensor(
         name=name, dtype=dtype, shape=tuple(array.shape), data=np.ascontiguousarray(le).tobytes()
     )
@@ -112,9 +119,9 @@ def decode_tensor(tensor: Tensor) -> npt.NDArray[np.generic]:
                 f"tensor {tensor.name!r}: {len(strings)} strings for shape {list(tensor.shape)}"
             )
         return np.array(strings, dtype=object).reshape(tensor.shape)
-    if tensor.dtype not in NUMERIC_DTYPES:
+    dt = _LE_DTYPES.get(tensor.dtype)
+    if dt is None:
         raise TensorError(f"tensor {tensor.name!r}: unknown dtype {tensor.dtype!r}")
-    dt = np.dtype(tensor.dtype).newbyteorder("<")
     if len(tensor.data) != count * dt.itemsize:
         raise TensorError(
             f"tensor {tensor.name!r}: {len(tensor.data)} bytes do not fit "
