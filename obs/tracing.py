@@ -49,6 +49,8 @@ def log_fields(traceparent: str | bytes | None) -> dict[str, str]:
 
 
 _TRACER: trace.Tracer | None = None
+#: Providers under which every span is non-recording (the API's own, before any SDK).
+_NOTHING_RECORDS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 def _tracer() -> trace.Tracer:
@@ -68,8 +70,10 @@ def record_span(
     """Record a finished span as a child of ``traceparent``.
 
     Recording after the fact keeps the instrumented code free of nested ``with``
-    blocks; with no SDK installed this is a cheap no-op.
+    blocks; with no SDK installed this returns at once.
     """
+    if isinstance(trace.get_tracer_provider(), _NOTHING_RECORDS):
+        return  # no SDK installed: the span would be non-recording, dropped unseen
     text = traceparent.decode("ascii", "replace") if isinstance(traceparent, bytes) else (
         traceparent or "")
     ctx = _propagator.extract({"traceparent": text}) if text else None
