@@ -38,6 +38,7 @@ class Notifier:
         self._topics = TopicNames(settings.bus.topic_prefix)
         self._seen = Counter("inferq_notifier_records", "records seen by topic", ["topic"],
                              registry=metrics)
+        self._seen_by_role: dict[str, Counter] = {}  # two topics: events, results
         self.registry = RegistryView(bus, self._topics.registry)
         self.book = EventBook(settings.book_capacity)
         self.deliveries = DeliveryLog(settings.book_capacity)
@@ -81,12 +82,17 @@ class Notifier:
         while True:
             if self._tail.caught_up():
                 self.caught_up.set()
+            debug = log.isEnabledFor(logging.DEBUG)
             for rec in await self._tail.fetch(1000, 0.5):
                 role = rec.topic.removeprefix(self._topics.prefix)
-                self._seen.labels(role).inc()
-                log.debug("%s record", role, extra={
-                    "subtask_id": (rec.key or b"").decode("utf-8", "replace"), "topic": role,
-                    **log_fields(rec.header("traceparent"))})
+                seen = self._seen_by_role.get(role)
+                if seen is None:
+                    seen = self._seen_by_role[role] = self._seen.labels(role)
+                seen.inc()
+                if debug:  # building the fields costs more than the rest of this loop
+                    log.debug("%s record", role, extra={
+                        "subtask_id": (rec.key or b"").decode("utf-8", "replace"),
+                        "topic": role, **log_fields(rec.header("traceparent"))})
                 if rec.value is None:
                     continue
                 try:

@@ -106,6 +106,7 @@ class Runner:
         self._bus = bus
         self._topics = TopicNames(settings.bus.topic_prefix)
         self._metrics = RunnerMetrics(metrics or CollectorRegistry())
+        self._results_by_state: dict[str, Counter] = {}  # labelled children, a handful
         self._executor = ThreadPoolExecutor(settings.executor_threads,
                                             thread_name_prefix="ort")
         self._fetcher = NpyFetcher(allow_private=settings.allow_private_urls,
@@ -289,16 +290,21 @@ class Runner:
             log.error("result not published", extra={"subtask_id": req.subtask_id,
                                                       "error": str(exc)})
             return
-        self._metrics.results.labels(type(result).__name__.lower()).inc()
-        self._final_event(req, result)
-        # One line per subtask, tied to its trace (the traceparent ingest received).
-        traceparent = rec.header("traceparent")
         state = type(result).__name__.lower()
-        log.log(logging.DEBUG if isinstance(result, Succeeded) else logging.INFO,
-                "subtask %s", state,
-                extra={"subtask_id": req.subtask_id, "task_id": req.task_id,
-                       "model": f"{req.model.name}:{req.model.version}", "state": state,
-                       "runner_id": self.settings.runner_id, **log_fields(traceparent)})
+        counter = self._results_by_state.get(state)
+        if counter is None:
+            counter = self._results_by_state[state] = self._metrics.results.labels(state)
+        counter.inc()
+        self._final_event(req, result)
+        # One line per subtask, tied to its trace (the traceparent ingest received);
+        # its fields are built only when the line is logged.
+        traceparent = rec.header("traceparent")
+        level = logging.DEBUG if isinstance(result, Succeeded) else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "subtask %s", state,
+                    extra={"subtask_id": req.subtask_id, "task_id": req.task_id,
+                           "model": f"{req.model.name}:{req.model.version}", "state": state,
+                           "runner_id": self.settings.runner_id, **log_fields(traceparent)})
         record_span("inferq.runner.handle", traceparent, start_ns, time.time_ns(),
                     {"inferq.subtask_id": req.subtask_id, "inferq.state": state})
         self._finished(tp, rec.offset)
