@@ -48,14 +48,29 @@ class StreamEvent:
 
 
 class _Changed:
-    """A broadcast: waiters get the event of the moment; ``fire`` wakes them all."""
+    """A broadcast: waiters get the event of the moment; ``fire`` wakes them all.
+
+    The event is made when a reader first asks for it: with nobody following a stream
+    (the common case), firing costs nothing, where making an ``asyncio.Event`` per fill
+    was most of the book's time. A reader that asked before a fire holds the event that
+    fire sets, so no wake-up is lost.
+    """
+
+    __slots__ = ("_event",)
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
+        self._event: asyncio.Event | None = None
+
+    @property
+    def event(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
 
     def fire(self) -> None:
-        self.event.set()
-        self.event = asyncio.Event()
+        if self._event is not None:
+            self._event.set()
+            self._event = None
 
 
 @dataclass
