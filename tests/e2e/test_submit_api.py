@@ -180,5 +180,7 @@ async def test_traceparent_is_carried_or_replaced(stack: Stack) -> None:
         if len(headers) == 2:
             break
     await tail.stop()
-    assert headers[0] == good.encode()
-    assert headers[1] != b"garbage" and parse_traceparent(headers[1]) is not None
+    # Two requests may land on two partitions: their order on the topic is not fixed.
+    assert len(headers) == 2 and good.encode() in headers
+    other = next(h for h in headers if h != good.encode())
+    assert other != b"garbage" and parse_traceparent(other) is not None
