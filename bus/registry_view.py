@@ -115,6 +115,21 @@ class RegistryView:
             raise BusError(f"registry write {key} was not seen back within 30 s") from None
 
     # reads -----------------------------------------------------------------------------
+    async def account_for_soon(self, key: str | None, wait_s: float = 1.0) -> str | None:
+        """``account_for``, but a well-formed key this view has not seen yet gets up to
+        ``wait_s`` for its record to arrive: a key created through another process (or
+        another view in this one) a moment ago is usable at once. Unknown key ids only;
+        a wrong secret or a revoked key is answered without waiting."""
+        account = self.account_for(key)
+        key_id = key_id_of(key) if key else None
+        deadline = time.monotonic() + wait_s
+        while account is None and key_id and key_id not in self.keys:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
+            account = self.account_for(key)
+        return account
+
     def account_for(self, key: str | None) -> str | None:
         """The account of a valid, unrevoked key, else None (compared in constant time)."""
         if not key:

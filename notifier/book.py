@@ -9,8 +9,8 @@ later one (events and results are different topics) still fills its slot for lat
 readers, but a reader who already passed it does not get it twice.
 
 The final event is derived from the ``results`` record (its body is exactly the
-``GET /api/inference/subtasks/{id}`` body), so runners publish it once, on results. If
-the result arrives before ``running`` was seen, ``running`` is derived from it too.
+``GET /api/inference/subtasks/{id}`` body). If the result arrives before ``queued`` or
+``running`` was seen, those steps are derived from it too (times from its timings).
 
 Bounded: the oldest subtasks are forgotten past ``capacity``; a task keeps the ids of
 its newest ``_TASK_LOG`` events for resuming task streams.
@@ -154,9 +154,9 @@ class EventBook:
         if seq is None:
             return  # progress and log events are not streamed yet
         log = self._log(ev.subtask_id, ev.task_id, ev.account_id)
-        if seq == QUEUED and QUEUED not in log.slots:  # wins over a time derived earlier
+        if seq == QUEUED:  # the real step's time and metadata win over derived ones
             log.created_at_ms = ev.at_ms
-            log.metadata = ev.message
+            log.metadata = log.metadata or ev.message
         body = {"id": ev.subtask_id, "taskId": ev.task_id, "state": ev.kind, "atMs": ev.at_ms}
         self._fill(log, StreamEvent(ev.subtask_id, seq, ev.kind, _json.encode(body).decode(),
                                     ev.at_ms))
@@ -165,6 +165,14 @@ class EventBook:
         log = self._log(result.subtask_id, result.task_id, result.account_id)
         if not log.created_at_ms:
             log.created_at_ms = result.finished_at_ms - int(result.timings.total_ms)
+        if QUEUED not in log.slots:
+            # Events and results are different topics: on Kafka the result can be read
+            # before `queued`. Derive the step, so every stream reads queued, running,
+            # final in that order whatever arrives first.
+            body = {"id": result.subtask_id, "taskId": result.task_id, "state": "queued",
+                    "atMs": log.created_at_ms}
+            self._fill(log, StreamEvent(result.subtask_id, QUEUED, "queued",
+                                        _json.encode(body).decode(), log.created_at_ms))
         if RUNNING not in log.slots and not isinstance(result, Expired) and result.runner_id:
             started = result.finished_at_ms - int(result.timings.total_ms
                                                    - result.timings.queued_ms)

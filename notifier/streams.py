@@ -67,12 +67,12 @@ class Streams:
             Route("/tasks/{id}/stream", self.task_stream, methods=["GET"]),
         ]
 
-    def _account(self, request: Request, v2: bool = False) -> str | Response:
+    async def _account(self, request: Request, v2: bool = False) -> str | Response:
         key = _api_key(request)
         if not key:
             return error(401, "unauthorized",
                          "missing API key: send it in the X-Api-Key header", v2)
-        account = self._registry.account_for(key)
+        account = await self._registry.account_for_soon(key)
         return account if account is not None else error(401, "unauthorized",
                                                          "invalid API key", v2)
 
@@ -100,7 +100,7 @@ class Streams:
                                    send_timeout=30)
 
     async def subtask_events(self, request: Request) -> Response:
-        account = self._account(request)
+        account = await self._account(request)
         if isinstance(account, Response):
             return account
         subtask_id = request.path_params["subtask_id"]
@@ -131,7 +131,7 @@ class Streams:
         """``GET /tasks/{id}/stream``: one subtask's lifecycle in the tasks API's terms
         (``notifier.task_stream``); errors in the caller's API version."""
         v2 = request.headers.get("x-api-version", "").strip() == "2"
-        account = self._account(request, v2)
+        account = await self._account(request, v2)
         if isinstance(account, Response):
             return account
         subtask_id = request.path_params["id"]
@@ -144,7 +144,7 @@ class Streams:
                             v2)
 
     async def task_events(self, request: Request) -> Response:
-        account = self._account(request)
+        account = await self._account(request)
         if isinstance(account, Response):
             return account
         task_id = request.path_params["task_id"]
@@ -187,7 +187,7 @@ class Streams:
                 w.cancel()
 
     async def deliveries(self, request: Request) -> Response:
-        account = self._account(request)
+        account = await self._account(request)
         if isinstance(account, Response):
             return account
         subtask_id = request.path_params["subtask_id"]
