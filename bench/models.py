@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from inferq.demo import demo_model_bytes
+
 
 def _save(graph: onnx.GraphProto, path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -55,27 +57,11 @@ def mlp(path: Path, sizes: tuple[int, ...] = (256, 1024, 1024, 10)) -> Path:
     return _save(graph, path)
 
 
-def tokens(path: Path, vocab: int = 1024, width: int = 4) -> Path:
-    """input_ids + attention_mask -> output_logits, like the submit API's example."""
-    table = np.random.default_rng(0).standard_normal((vocab, width)).astype(np.float32)
-    nodes = [
-        helper.make_node("Mod", ["input_ids", "vocab"], ["ids"]),
-        helper.make_node("Gather", ["table", "ids"], ["emb"]),
-        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
-        helper.make_node("Unsqueeze", ["mask_f", "last"], ["mask3"]),
-        helper.make_node("Mul", ["emb", "mask3"], ["masked"]),
-        helper.make_node("ReduceSum", ["masked", "seq_axis"], ["output_logits"], keepdims=0),
-    ]
-    graph = helper.make_graph(
-        nodes, "tokens",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
-        [helper.make_tensor_value_info("output_logits", TensorProto.FLOAT, ["batch", width])],
-        initializer=[numpy_helper.from_array(table, "table"),
-                     numpy_helper.from_array(np.array(vocab, np.int64), "vocab"),
-                     numpy_helper.from_array(np.array([-1], np.int64), "last"),
-                     numpy_helper.from_array(np.array([1], np.int64), "seq_axis")])
-    return _save(graph, path)
+def tokens(path: Path) -> Path:
+    """input_ids + attention_mask -> output_logits, like the submit API's example: the
+    very model `inferq up` serves as its demo."""
+    path.write_bytes(demo_model_bytes())
+    return path
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ it was issued after the runner started: replaying history must not drain it agai
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -17,7 +16,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from bus.base import Bus, Tail
+from bus.base import Bus, Record
+from bus.follower import Follower
 from schemas.messages import Cancel, EngineCommand, control_decoder
 
 log = logging.getLogger(__name__)
@@ -36,47 +36,33 @@ class ControlListener:
         self._on_cancel = on_cancel
         self._on_command = on_command
         self._cancelled: OrderedDict[str, int] = OrderedDict()
-        self._tail: Tail | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower(bus, [topic], self._apply, name="control")
         self._started_ms = 0
-        self._stopping = False
 
     def is_cancelled(self, subtask_id: str) -> bool:
         return subtask_id in self._cancelled
 
     async def start(self) -> None:
         self._started_ms = int(time.time() * 1000)
-        self._tail = self._bus.tail([self._topic], from_beginning=True)
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(), name="runner-control")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._tail is not None:
-            await self._tail.stop()
+        await self._follower.stop()
 
-    async def _run(self) -> None:
-        assert self._tail is not None
-        while not self._stopping:
-            live = self._tail.caught_up()
-            for rec in await self._tail.fetch(500, 0.5):
-                if rec.value is None:
-                    continue
-                try:
-                    msg = control_decoder.decode(rec.value)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error("skipping undecodable control message at %d: %s", rec.offset, exc)
-                    continue
-                if isinstance(msg, Cancel):
-                    self._cancel(msg)
-                elif msg.runner_id == self._runner_id and (live or
-                                                           msg.at_ms >= self._started_ms):
-                    log.info("engine command %s", msg.action,
-                             extra={"runner_id": self._runner_id})
-                    self._on_command(msg)
+    def _apply(self, rec: Record) -> None:
+        if rec.value is None:
+            return
+        try:
+            msg = control_decoder.decode(rec.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("skipping undecodable control message at %d: %s", rec.offset, exc)
+            return
+        if isinstance(msg, Cancel):
+            self._cancel(msg)
+        elif msg.runner_id == self._runner_id and (self._follower.caught_up.is_set()
+                                                   or msg.at_ms >= self._started_ms):
+            log.info("engine command %s", msg.action, extra={"runner_id": self._runner_id})
+            self._on_command(msg)
 
     def _cancel(self, msg: Cancel) -> None:
         now = int(time.time() * 1000)
