@@ -28,6 +28,7 @@ from ingest import (
     routes_tasks,
     routes_v2,
 )
+from ingest.auth import AwaitNewKeys
 from ingest.context import IngestContext
 from ingest.errors import IngestError, NotFound
 from ingest.file_store import FileStore
@@ -166,6 +167,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(HttpMetrics, registry=metrics, service="ingest"),
+                    Middleware(AwaitNewKeys, registry=ctx.registry),
                     # Limits off: no layer at all (one less hop on every request).
                     *([Middleware(RateLimitMiddleware, limiter=lambda: limiter)]
                       if limiter is not None else [])],
