@@ -8,10 +8,11 @@ offsets handed out in order and advances the commit point only over a handled pr
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable
 
-from bus.base import TopicPartitionKey
+from bus.base import GroupConsumer, TopicPartitionKey
 
 
 class _PartitionOffsets:
@@ -60,3 +61,36 @@ class OffsetTracker:
 
     def in_flight(self) -> int:
         return sum(len(p.pending) for p in self._parts.values())
+
+
+class Committer:
+    """A group consumer's commits: the tracker, and a background loop that commits the
+    contiguous handled prefix whenever it advanced (bursts coalesce into one commit)."""
+
+    def __init__(self) -> None:
+        self.tracker = OffsetTracker()
+        self._wanted = asyncio.Event()
+        self._consumer: GroupConsumer | None = None
+
+    def attach(self, consumer: GroupConsumer) -> None:
+        """Commit for ``consumer``; partitions it loses are forgotten, not committed."""
+        self._consumer = consumer
+        consumer.on_revoked(self.tracker.forget)
+
+    def started(self, tp: TopicPartitionKey, offset: int) -> None:
+        self.tracker.started(tp, offset)
+
+    def finished(self, tp: TopicPartitionKey, offset: int) -> None:
+        self.tracker.finished(tp, offset)
+        self._wanted.set()
+
+    async def commit_now(self) -> None:
+        offsets = self.tracker.take_commits()
+        if offsets and self._consumer is not None:
+            await self._consumer.commit(offsets)
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            await self.commit_now()

@@ -35,8 +35,10 @@ async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
     return admin
 
 
-async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="inferq-ops", group_id=None,
+async def _consumer(bootstrap: str, group: str | None = None) -> AIOKafkaConsumer:
+    """A started consumer that never subscribes (with ``group``: reads that group's
+    committed offsets without joining it)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="inferq-ops", group_id=group,
                          enable_auto_commit=False, request_timeout_ms=_TIMEOUT_MS)
     try:
         await c.start()
@@ -112,13 +114,7 @@ async def group_lag(bootstrap: str, prefix: str, group: str) -> dict[str, Any]:
     # A consumer that names the group but never subscribes reads its committed offsets
     # without joining it (the consumer's OffsetFetch also suits more brokers than the
     # admin client's).
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="inferq-ops", group_id=group,
-                         enable_auto_commit=False, request_timeout_ms=_TIMEOUT_MS)
-    try:
-        await c.start()
-    except KafkaError as exc:
-        await c.stop()
-        raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    c = await _consumer(bootstrap, group)
     per: dict[str, int] = {}
     try:
         parts = c.partitions_for_topic(topic) or set()

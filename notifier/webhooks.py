@@ -5,7 +5,7 @@ signed POST (see ``sender``), retried on the configured schedule (Standard Webho
 default) with jitter and the receiver's ``Retry-After``, each wait capped. A delivery
 is *finished* when it was delivered, failed for good (other 4xx, 410 also disabling the
 URL, refused by the URL guard) or was dead-lettered after the last attempt. Only the
-contiguous prefix of finished deliveries is committed per partition (``OffsetTracker``),
+contiguous prefix of finished deliveries is committed per partition (``bus.offsets.Committer``),
 so a notifier killed mid-retry redelivers the unfinished ones after it restarts, with
 the same ``webhook-id`` (``msg_<subtask id>``): receivers deduplicate on it. The cost:
 a result retried for hours holds back its partition's commit, so a restart may also
@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from bus.base import Bus, BusError, GroupConsumer, Record
-from bus.offsets import OffsetTracker
+from bus.offsets import Committer
 from bus.registry_view import RegistryView
 from bus.topics import TopicNames
 from notifier.deliveries import Attempt, DeliveryLog
@@ -85,21 +85,20 @@ class Deliverer:
         self._attempts = attempts
         self._sender = WebhookSender(allow_private=settings.allow_private_urls,
                                      timeout_s=settings.webhook_timeout_s)
-        self._tracker = OffsetTracker()
+        self._commits = Committer()
         self._consumer: GroupConsumer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
-        self._commit_wanted = asyncio.Event()
         self._metrics = WebhookMetrics(metrics)
 
     async def start(self) -> None:
         await self._sender.start()
         self._consumer = self._bus.group_consumer([self._topics.results],
                                                   self._settings.results_group)
-        self._consumer.on_revoked(self._tracker.forget)
+        self._commits.attach(self._consumer)
         await self._consumer.start()
         self._background = [asyncio.create_task(self._consume(), name="webhooks-consume"),
-                            asyncio.create_task(self._commit_loop(), name="webhooks-commit")]
+                            asyncio.create_task(self._commits.run(), name="webhooks-commit")]
 
     async def stop(self) -> None:
         """Stop intake; unfinished deliveries are abandoned uncommitted (a restart redoes
@@ -107,7 +106,7 @@ class Deliverer:
         for task in [*self._background[:1], *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._background[:1], *self._tasks, return_exceptions=True)
-        await self._commit_now()
+        await self._commits.commit_now()
         for task in self._background[1:]:
             task.cancel()
         await asyncio.gather(*self._background[1:], return_exceptions=True)
@@ -131,7 +130,7 @@ class Deliverer:
                     paused = False
                 records = await consumer.fetch(min(free, 500), 0.5)
             for rec in records:
-                self._tracker.started((rec.topic, rec.partition), rec.offset)
+                self._commits.started((rec.topic, rec.partition), rec.offset)
                 task = asyncio.create_task(self._handle(rec))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -144,8 +143,7 @@ class Deliverer:
         target = result.webhook if result is not None else None
         if result is not None and target is not None and target.wants(final_state(result)):
             await self._deliver(result, target)
-        self._tracker.finished((rec.topic, rec.partition), rec.offset)
-        self._commit_wanted.set()
+        self._commits.finished((rec.topic, rec.partition), rec.offset)
 
     def _note(self, result: SubtaskResult, target: WebhookTarget, n: int, outcome: str,
               status: int | None = None, error: str | None = None) -> None:
@@ -225,13 +223,3 @@ class Deliverer:
                 await asyncio.sleep(1)
         self._note(result, target, n, "deadlettered", error=error)
 
-    async def _commit_now(self) -> None:
-        offsets = self._tracker.take_commits()
-        if offsets and self._consumer is not None:
-            await self._consumer.commit(offsets)
-
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._commit_wanted.wait()
-            self._commit_wanted.clear()
-            await self._commit_now()

@@ -3,7 +3,7 @@
 Flow per record: decode -> deadline check -> fetch URL inputs -> model -> ONNX Runtime
 in the executor -> publish the result and wait for the broker's acknowledgement ->
 mark the offset handled. Only the contiguous handled prefix of each partition is
-committed (``OffsetTracker``), so a crash redelivers exactly what was not answered;
+committed (``bus.offsets.Committer``), so a crash redelivers exactly what was not answered;
 results are idempotent by subtask id, so a redelivery costs work, never correctness.
 
 At most ``max_in_flight`` records are held; beyond that the partitions are paused but
@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bus.base import Bus, BusError, GroupConsumer, Record
-from bus.offsets import OffsetTracker
+from bus.offsets import Committer
 from bus.topics import TopicNames
 from obs.metrics import LATENCY_BUCKETS
 from obs.tracing import log_fields, record_span
@@ -117,7 +117,7 @@ class Runner:
                                 defaults=BatchLimits(settings.max_batch_size,
                                                      settings.max_queue_delay_ms / 1000),
                                 max_queued=settings.max_in_flight)
-        self._tracker = OffsetTracker()
+        self._commits = Committer()
         self._metrics.queue_depth.set_function(lambda: self._batcher.queued)
         # Read at scrape time: the loop only updates it after its next fetch.
         self._metrics.in_flight.set_function(lambda: len(self._tasks))
@@ -127,7 +127,6 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._slot = asyncio.Event()
-        self._commit_wanted = asyncio.Event()
         self._state: str = "running"
         self.started = asyncio.Event()
         self._control = ControlListener(bus, self._topics.control, settings.runner_id,
@@ -161,13 +160,13 @@ class Runner:
         await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)
-        self._consumer.on_revoked(self._tracker.forget)
+        self._commits.attach(self._consumer)
         self._metrics.consumer_lag.set_function(self._consumer.lag)
         await self._consumer.start()
         await self._control.start()
         self._background = [
             asyncio.create_task(self._consume(), name="runner-consume"),
-            asyncio.create_task(self._commit_loop(), name="runner-commit"),
+            asyncio.create_task(self._commits.run(), name="runner-commit"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
         ]
         self.started.set()
@@ -198,7 +197,7 @@ class Runner:
         for task in list(self._tasks):  # past the timeout: handed back, redelivered
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._commit_now()
+        await self._commits.commit_now()
         for task in self._background[1:]:
             task.cancel()
         await asyncio.gather(*self._background[1:], return_exceptions=True)
@@ -252,7 +251,7 @@ class Runner:
                     paused = False
                 records = await consumer.fetch(free, 0.5)
             for rec in records:
-                self._tracker.started((rec.topic, rec.partition), rec.offset)
+                self._commits.started((rec.topic, rec.partition), rec.offset)
                 task = asyncio.create_task(self._handle(rec))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
@@ -310,8 +309,7 @@ class Runner:
         self._finished(tp, rec.offset)
 
     def _finished(self, tp: tuple[str, int], offset: int) -> None:
-        self._tracker.finished(tp, offset)
-        self._commit_wanted.set()
+        self._commits.finished(tp, offset)
 
     def _final_event(self, req: InferenceRequest, result: SubtaskResult) -> None:
         """The lifecycle's last event on ``events``, once the result is acknowledged."""
@@ -454,18 +452,7 @@ class Runner:
                                          batch_wait_ms=ran.batch_wait_ms,
                                          total_ms=queued_ms + (end - started) * 1000))
 
-    # commits and heartbeats ------------------------------------------------------------
-    async def _commit_now(self) -> None:
-        offsets = self._tracker.take_commits()
-        if offsets and self._consumer is not None:
-            await self._consumer.commit(offsets)
-
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._commit_wanted.wait()
-            self._commit_wanted.clear()
-            await self._commit_now()
-
+    # heartbeats ------------------------------------------------------------
     def heartbeat(self) -> Heartbeat:
         return Heartbeat(runner_id=self.settings.runner_id, host=socket.gethostname(),
                          device=device_of(self.providers), providers=tuple(self.providers),

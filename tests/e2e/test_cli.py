@@ -17,7 +17,8 @@ from tests.e2e.test_up_command import INFERQ, start_up, stop
 
 COMMANDS = [[], ["up"], ["ingest"], ["runner"], ["notifier"], ["keys"], ["keys", "create"],
             ["keys", "list"], ["keys", "revoke"], ["keys", "rotate"], ["tasks"],
-            ["tasks", "create"], ["tasks", "list"], ["topics"], ["topics", "create"]]
+            ["tasks", "create"], ["tasks", "list"], ["topics"], ["topics", "create"],
+            ["topics", "describe"], ["status"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "inferq")
