@@ -165,3 +165,26 @@ async def test_prefer_wait_and_bad_prefer(stack: Stack) -> None:
     assert r.headers["preference-applied"] == "respond-async, wait=30"
     r = await submit(stack, task, key, "wait=soon")
     assert r.status_code == 400 and "wait" in r.json()["error"]["message"]
+
+
+async def test_quiet_streams_get_comment_pings(kafka_bootstrap: str | None,
+                                               tmp_path: Path) -> None:
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             notifier_overrides={"sse_ping_s": 0.2}) as s:
+        task, key = await setup_task(s)
+        pings = 0
+        url = f"{s.base_url}/api/inference/tasks/{task}/events"
+        async with s.client.stream("GET", url, headers={"X-Api-Key": key}) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+
+            async def read() -> None:
+                nonlocal pings
+                async for line in r.aiter_lines():
+                    if line.startswith(":"):  # an SSE comment: the keep-alive ping
+                        pings += 1
+                        if pings == 3:
+                            return
+
+            await asyncio.wait_for(read(), 10)
+        assert pings == 3
