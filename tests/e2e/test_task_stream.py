@@ -33,6 +33,18 @@ def auth(key: str, v2: bool = True) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", **(V2 if v2 else {})}
 
 
+async def final_view(s: Stack, tid: str, headers: dict[str, str]) -> dict[str, object]:
+    """``GET /tasks/{id}`` once it is final. The notifier (stream) and ingest (GET) follow
+    the bus independently, so GET may lag the stream by a fetch; it must converge."""
+    for _ in range(100):
+        body: dict[str, object] = (await s.client.get(f"{s.base_url}/tasks/{tid}",
+                                                      headers=headers)).json()
+        if body["status"] in (10, 11, 12):
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"task {tid} never became final through GET")
+
+
 async def read(s: Stack, tid: str, headers: dict[str, str], n: int | None = None,
                timeout_s: float = 20.0) -> list[ServerSentEvent]:
     """The stream's events until it ends (or ``n`` arrived), within ``timeout_s``."""
@@ -80,8 +92,7 @@ async def test_stream_updates_then_done_resumable_and_private(stack: Stack) -> N
     assert running["created_at"] == queued["created_at"] and "output" not in running
     assert done["status"] == 10 and done["output"] == {"y": [[3.0]]}
     # The final event is what GET /tasks/{id} answers.
-    g = await stack.client.get(f"{stack.base_url}/tasks/{tid}", headers=auth(key))
-    assert done == g.json()
+    assert done == await final_view(stack, tid, auth(key))
     assert await read(stack, tid, {**auth(key), "Last-Event-ID": f"{tid}:3"}) == []
     # From the start: the whole sequence, no gaps or repeats.
     full = await read(stack, tid, auth(key))
@@ -120,5 +131,4 @@ async def test_failing_request_ends_with_error(stack: Stack) -> None:
     failed = events[-1].json()
     assert failed["status_name"] == "failed" and failed["error"].startswith("model error:")
     assert "output" not in failed
-    g = await stack.client.get(f"{stack.base_url}/tasks/{tid}", headers=auth(key))
-    assert failed == g.json()
+    assert failed == await final_view(stack, tid, auth(key))
