@@ -125,6 +125,7 @@ class Runner:
         self._cache: ModelCache | None = None
         self.providers: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handled = 0  # results published, for the drain log line
         self._background: list[asyncio.Task[None]] = []
         self._slot = asyncio.Event()
         self._state: str = "running"
@@ -182,16 +183,14 @@ class Runner:
         if self._stopped:
             return
         self._stopped = True
-        self._state = "draining"
+        self._close_intake()
         if self._hand_back:
             drain_timeout_s = 0.0
         with contextlib.suppress(BusError):  # shows `draining` at once, not next beat
             await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(),
                                     encode(self.heartbeat()))
-        consume = self._background[0] if self._background else None
-        if consume is not None:
-            consume.cancel()
-            await asyncio.gather(consume, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(self._background[0], return_exceptions=True)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=drain_timeout_s)
         for task in list(self._tasks):  # past the timeout: handed back, redelivered
@@ -217,10 +216,23 @@ class Runner:
         if self._stopped or self._stop_task is not None:
             return
         self._hand_back = cmd.action == "stop"
+        # Intake stops now, not when the process gets round to stop(): a server shutting
+        # down first would otherwise keep taking requests it is about to hand back.
+        self._close_intake()
         if self.on_exit_requested is not None:
             self.on_exit_requested()
         else:
             self._stop_task = asyncio.create_task(self.stop(), name="runner-drain")
+
+    def _close_intake(self) -> None:
+        if self._state == "draining":
+            return
+        self._state = "draining"
+        if self._background:
+            self._background[0].cancel()
+        log.info("runner draining", extra={"runner_id": self.settings.runner_id,
+                                           "handled": self._handled,
+                                           "holding": sum(not t.done() for t in self._tasks)})
 
     # consuming ---------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -294,6 +306,7 @@ class Runner:
         if counter is None:
             counter = self._results_by_state[state] = self._metrics.results.labels(state)
         counter.inc()
+        self._handled += 1
         self._final_event(req, result)
         # One line per subtask, tied to its trace (the traceparent ingest received);
         # its fields are built only when the line is logged.
