@@ -7,11 +7,13 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bus.base import BusError
 from inferq.admin_client import AdminClient, AdminError, default_url
 from schemas.env import SettingError
+from schemas.registry import MAX_BATCH_SIZE, MAX_QUEUE_DELAY_MS
 
 
 def _env_from_flags(args: argparse.Namespace, names: dict[str, str]) -> None:
@@ -166,10 +168,65 @@ def cmd_keys(args: argparse.Namespace) -> None:
                      {"graceSeconds": args.grace_seconds}))
 
 
+def _limit(kind: type[int] | type[float], high: float) -> Callable[[str], float | None]:
+    """An argparse type: a batching limit, ``kind(text)`` within range, or ``default``
+    (None: clear it, so the next fallback applies)."""
+    low = 1 if kind is int else 0
+    what = "an integer" if kind is int else "a number of milliseconds"
+
+    def parse(text: str) -> float | None:
+        if text == "default":
+            return None
+        try:
+            value: float = kind(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # NaN too
+            raise argparse.ArgumentTypeError(
+                f"expected {what} from {low} to {high:g}, or 'default'; got {text!r}")
+        return value
+    return parse
+
+
+def _batching(args: argparse.Namespace) -> dict[str, object]:
+    """The batching fields of an admin request body, for the flags that were given."""
+    fields = {"max_batch_size": "maxBatchSize", "max_queue_delay_ms": "maxQueueDelayMs"}
+    return {wire: getattr(args, attr) for attr, wire in fields.items() if hasattr(args, attr)}
+
+
+def _batching_flags(sp: argparse.ArgumentParser, fallback: str) -> None:
+    # Left out of the namespace when not given: an update changes only what is named.
+    sp.add_argument("--max-batch-size", type=_limit(int, MAX_BATCH_SIZE),
+                    default=argparse.SUPPRESS, metavar="N|default",
+                    help=f"rows one dynamic batch may hold, 1 to {MAX_BATCH_SIZE} (1: no "
+                         f"batching); 'default': {fallback}")
+    sp.add_argument("--max-queue-delay-ms", type=_limit(float, MAX_QUEUE_DELAY_MS),
+                    default=argparse.SUPPRESS, metavar="MS|default",
+                    help=f"longest a partial batch waits for more requests, 0 to "
+                         f"{MAX_QUEUE_DELAY_MS:g} ms; 'default': {fallback}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    c = _client(args)
+    if args.action == "list":
+        _show(c.call("GET", "/admin/models"))
+        return
+    patch = _batching(args)
+    if not patch:
+        raise SystemExit("models update needs --max-batch-size and/or --max-queue-delay-ms")
+    _show(c.call("PATCH", f"/admin/models/{args.model}", patch))
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     c = _client(args)
     if args.action == "list":
         _show(c.call("GET", "/admin/tasks" + (f"?account={args.account}" if args.account else "")))
+        return
+    if args.action == "update":
+        patch = _batching(args)
+        if not patch:
+            raise SystemExit("tasks update needs --max-batch-size and/or --max-queue-delay-ms")
+        _show(c.call("PATCH", f"/admin/tasks/{args.task_id}", patch))
         return
     model = args.model
     if args.model_file:
@@ -182,9 +239,11 @@ def cmd_tasks(args: argparse.Namespace) -> None:
         raise SystemExit("tasks create needs --model NAME[:VERSION] or --model-file PATH")
     _show(c.call("POST", "/admin/tasks", {"account": args.account, "model": model,
                                           "name": args.name or "",
-                                          "fillBindingsViaApi": not args.no_api_bindings}))
+                                          "fillBindingsViaApi": not args.no_api_bindings,
+                                          **_batching(args)}))
 
 
+_TASK_FALLBACK = "its model's, else the runner's"
 _MODEL_REPOSITORY_HELP = ("register <dir>/<model>/<version>/model.onnx at start (Triton "
                           "layout; INFERQ_MODEL_REPOSITORY)")
 
@@ -241,11 +300,26 @@ def parser() -> argparse.ArgumentParser:
     tc.add_argument("--name", help="task name")
     tc.add_argument("--no-api-bindings", action="store_true",
                     help="create it without fillBindingsViaApi")
+    _batching_flags(tc, _TASK_FALLBACK)
     tl = tasks.add_parser("list", help="list tasks")
     tl.add_argument("--account", help="only this account's")
-    for sp in (tc, tl):
+    tu = tasks.add_parser("update", help="set or clear a task's batching (over its model's)")
+    tu.add_argument("task_id")
+    _batching_flags(tu, _TASK_FALLBACK)
+    for sp in (tc, tl, tu):
         admin_opts(sp)
         sp.set_defaults(func=cmd_tasks)
+
+    models = sub.add_parser("models", help="models").add_subparsers(dest="action",
+                                                                     required=True)
+    ml = models.add_parser("list", help="list models with their signature and batching")
+    mu = models.add_parser("update", help="set or clear a model version's batching (every "
+                                          "task on it that sets none of its own)")
+    mu.add_argument("model", help="NAME[:VERSION] (version 1 if left out)")
+    _batching_flags(mu, "the runner's own (INFERQ_MAX_BATCH_SIZE / _QUEUE_DELAY_MS)")
+    for sp in (ml, mu):
+        admin_opts(sp)
+        sp.set_defaults(func=cmd_models)
 
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(dest="action",
                                                                          required=True)

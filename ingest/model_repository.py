@@ -76,6 +76,10 @@ async def register_repository(
         else:
             if existing is not None:
                 log.warning("model repository: %s changed; replacing %s", path, record.id)
+                # Batching set through the admin API outlives a new file.
+                record = msgspec.structs.replace(
+                    record, max_batch_size=existing.max_batch_size,
+                    max_queue_delay_ms=existing.max_queue_delay_ms)
             await registry.put(record)
         registered.append(record)
     newest: dict[str, ModelRecord] = {}
@@ -87,9 +91,12 @@ async def register_repository(
         task = TaskRecord(id=task_id, account_id=account, name=name, model_id=model.id,
                           created_at_ms=int(time.time() * 1000))
         existing_task = registry.tasks.get(task_id)
-        if existing_task is not None and msgspec.structs.replace(
-                existing_task, created_at_ms=task.created_at_ms) == task:
-            continue
+        if existing_task is not None:
+            task = msgspec.structs.replace(  # as is its task's batching
+                task, max_batch_size=existing_task.max_batch_size,
+                max_queue_delay_ms=existing_task.max_queue_delay_ms)
+            if msgspec.structs.replace(existing_task, created_at_ms=task.created_at_ms) == task:
+                continue
         await registry.put(task)
     log.info("model repository registered", extra={"models": len(newest),
                                                    "versions": len(registered)})

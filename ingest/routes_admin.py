@@ -20,6 +20,7 @@ from ingest.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ingest.responses import json_response
 from ingest.webhook_check import check_webhook_url
 from schemas.admin_api import (
+    BatchingPatch,
     CreateKey,
     CreateTask,
     KeyView,
@@ -28,10 +29,18 @@ from schemas.admin_api import (
     TaskView,
 )
 from schemas.keys import key_hash, new_key
-from schemas.registry import ApiKeyRecord, ModelRecord, TaskRecord, WebhookSecretsRecord
+from schemas.registry import (
+    ApiKeyRecord,
+    ModelRecord,
+    TaskRecord,
+    WebhookSecretsRecord,
+    batch_size_problem,
+    queue_delay_problem,
+)
 from schemas.webhooks import WebhookSecret, new_secret
 
 T = TypeVar("T")
+R = TypeVar("R", ModelRecord, TaskRecord)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -40,6 +49,23 @@ def _decode(raw: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BadRequest(f"invalid request body: {exc}") from None
+
+
+def check_batching(size: int | None, delay_ms: float | None) -> None:
+    """BadRequest naming each batching field out of its range (the wire names)."""
+    problems = [p for p in (batch_size_problem("maxBatchSize", size),
+                            queue_delay_problem("maxQueueDelayMs", delay_ms)) if p]
+    if problems:
+        raise BadRequest("; ".join(problems))
+
+
+def patch_batching(record: R, patch: BatchingPatch) -> R:
+    """``record`` with the patch's batching fields applied (left out: unchanged)."""
+    size = record.max_batch_size if patch.maxBatchSize is msgspec.UNSET else patch.maxBatchSize
+    delay = (record.max_queue_delay_ms if patch.maxQueueDelayMs is msgspec.UNSET
+             else patch.maxQueueDelayMs)
+    check_batching(size, delay)
+    return msgspec.structs.replace(record, max_batch_size=size, max_queue_delay_ms=delay)
 
 
 def key_view(r: ApiKeyRecord) -> KeyView:
@@ -64,7 +90,8 @@ def routes(ctx: IngestContext) -> list[Route]:
     def task_view(t: TaskRecord) -> TaskView:
         return TaskView(id=t.id, account=t.account_id, name=t.name, model=t.model_id,
                         fillBindingsViaApi=t.fill_bindings_via_api,
-                        submitUrl=f"{ctx.settings.base_url}/api/inference/tasks/{t.id}")
+                        submitUrl=f"{ctx.settings.base_url}/api/inference/tasks/{t.id}",
+                        maxBatchSize=t.max_batch_size, maxQueueDelayMs=t.max_queue_delay_ms)
 
     async def create_key(request: Request) -> Response:
         check_admin(request)
@@ -118,11 +145,25 @@ def routes(ctx: IngestContext) -> list[Route]:
         data = await read_body(request, ctx.settings.max_model_bytes)
         record = ctx.models.save(name, version, data)
         existing = ctx.registry.models.get(record.id)
-        if existing is not None and existing.sha256 != record.sha256:
-            raise BadRequest(f"model {record.id} already exists with other content; "
-                             "upload it under a new version")
+        if existing is not None:
+            if existing.sha256 != record.sha256:
+                raise BadRequest(f"model {record.id} already exists with other content; "
+                                 "upload it under a new version")
+            # The same file again: its batching settings stay.
+            record = msgspec.structs.replace(record, max_batch_size=existing.max_batch_size,
+                                             max_queue_delay_ms=existing.max_queue_delay_ms)
         await ctx.registry.put(record)
         return json_response(model_view(record), 201)
+
+    async def update_model(request: Request) -> Response:
+        """Set or clear a model version's batching (a JSON merge patch)."""
+        check_admin(request)
+        model_id = request.path_params["model_id"]
+        model = model_for(ctx.registry, model_id if ":" in model_id else f"{model_id}:1")
+        body = _decode(await read_body(request, 64 * 1024), BatchingPatch)
+        model = patch_batching(model, body)
+        await ctx.registry.put(model)
+        return json_response(model_view(model))
 
     async def list_models(request: Request) -> Response:
         check_admin(request)
@@ -135,13 +176,28 @@ def routes(ctx: IngestContext) -> list[Route]:
         model = model_for(ctx.registry, model_id)
         if body.webhook is not None:
             check_webhook_url(body.webhook.url)
+        check_batching(body.maxBatchSize, body.maxQueueDelayMs)
         task = TaskRecord(id=str(uuid.uuid4()), account_id=body.account,
                           name=body.name or model.name, model_id=model.id,
                           fill_bindings_via_api=body.fillBindingsViaApi,
                           created_at_ms=int(time.time() * 1000),
-                          webhook=body.webhook.target() if body.webhook else None)
+                          webhook=body.webhook.target() if body.webhook else None,
+                          max_batch_size=body.maxBatchSize,
+                          max_queue_delay_ms=body.maxQueueDelayMs)
         await ctx.registry.put(task)
         return json_response(task_view(task), 201)
+
+    async def update_task(request: Request) -> Response:
+        """Set or clear a task's batching (a JSON merge patch)."""
+        check_admin(request)
+        task_id = request.path_params["task_id"]
+        task = ctx.registry.tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        body = _decode(await read_body(request, 64 * 1024), BatchingPatch)
+        task = patch_batching(task, body)
+        await ctx.registry.put(task)
+        return json_response(task_view(task))
 
     async def list_tasks(request: Request) -> Response:
         check_admin(request)
@@ -180,6 +236,8 @@ def routes(ctx: IngestContext) -> list[Route]:
         Route("/admin/keys/{key_id}/rotate", rotate_key, methods=["POST"]),
         Route("/admin/models", upload_model, methods=["POST"]),
         Route("/admin/models", list_models, methods=["GET"]),
+        Route("/admin/models/{model_id}", update_model, methods=["PATCH"]),
         Route("/admin/tasks", create_task, methods=["POST"]),
         Route("/admin/tasks", list_tasks, methods=["GET"]),
+        Route("/admin/tasks/{task_id}", update_task, methods=["PATCH"]),
     ]

@@ -23,7 +23,7 @@ from schemas.messages import (
     UrlInput,
     encode,
 )
-from schemas.registry import ModelRecord, TaskRecord
+from schemas.registry import ModelRecord, TaskRecord, batching_limits
 from schemas.tensors import Tensor
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,10 @@ class SubmitCore:
         url_inputs: tuple[UrlInput, ...] = (),
         outputs: Sequence[str] = (),
     ) -> InferenceRequest:
+        """A new request of ``task`` on ``model``, with its deadline and the batching
+        limits of the task, else of the model (else the runner's own)."""
         now = int(time.time() * 1000)
+        max_batch_size, max_queue_delay_ms = batching_limits(task, model)
         return InferenceRequest(
             subtask_id=str(uuid.uuid4()),
             task_id=task.id,
@@ -94,6 +97,8 @@ class SubmitCore:
             outputs=tuple(outputs),
             created_at_ms=now,
             deadline_ms=now + int(self._deadline_s * 1000),
+            max_batch_size=max_batch_size,
+            max_queue_delay_ms=max_queue_delay_ms,
         )
 
     async def publish(self, req: InferenceRequest, traceparent: str | None = None,

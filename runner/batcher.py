@@ -13,8 +13,9 @@ Design, and why:
   (announced by the runner after decoding, still fetching their URL inputs), the batch
   waits for them, at most ``max_queue_delay`` from its oldest request's arrival.
 - **Only batchable models are batched**: every input's first dimension must be dynamic
-  in the graph. Requests are grouped by model sha256, wanted outputs, and every input's
-  dtype and non-batch shape; anything else runs alone.
+  in the graph. Requests are grouped by model sha256, wanted outputs, every input's
+  dtype and non-batch shape, and their limits (a task or model may set its own); anything
+  else runs alone.
 - **Outputs split back one to one** along axis 0 by each request's row count; an output
   whose first dimension does not match the batch's rows fails the batch.
 - **A failing batch is retried per request**, in the same executor call, so a bad
@@ -239,11 +240,16 @@ class Batcher:
             raise BatcherFull(f"the batcher holds {self._queued} requests; retry shortly")
         loop = asyncio.get_running_loop()
         key, rows = batch_key(model, feeds, names)
+        limits = limits or self.defaults
         if rows == 0:
             self._seq += 1
             key = ("alone", self._seq)
+        else:
+            # Only requests under the same limits share a queue, so a batch never holds
+            # more than any of its requests allows (tasks of one model may differ).
+            key = (*key, limits)
         item = _Item(key=key, model=model, feeds=feeds, names=list(names), rows=max(rows, 1),
-                     limits=limits or self.defaults, fut=loop.create_future())
+                     limits=limits, fut=loop.create_future())
         if deadline_s is not None:
             delay = deadline_s - time.time()
             if delay <= 0:

@@ -12,6 +12,12 @@ import msgspec
 
 from schemas.webhooks import WebhookSecret, WebhookTarget
 
+#: The largest ``max_batch_size`` a model or task may set.
+MAX_BATCH_SIZE = 1024
+#: The longest ``max_queue_delay_ms`` a model or task may set (the runner's batcher caps
+#: its window at 10 s).
+MAX_QUEUE_DELAY_MS = 10_000.0
+
 
 class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One input or output of a model's graph; ``-1`` marks a dynamic dimension."""
@@ -32,6 +38,10 @@ class ModelRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model"):
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     created_at_ms: int
+    #: Dynamic batching limits of every request on this model unless its task sets its
+    #: own; None: the runner's default (``INFERQ_MAX_BATCH_SIZE``, ``…_QUEUE_DELAY_MS``).
+    max_batch_size: int | None = None
+    max_queue_delay_ms: float | None = None
 
     @property
     def id(self) -> str:
@@ -60,6 +70,10 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True, tag="task"):
     created_at_ms: int = 0
     #: Where its subtasks' final events go when a request names no webhook itself.
     webhook: WebhookTarget | None = None
+    #: Dynamic batching limits of its requests, each overriding its model's; None: the
+    #: model's, else the runner's default.
+    max_batch_size: int | None = None
+    max_queue_delay_ms: float | None = None
 
 
 class WebhookSecretsRecord(msgspec.Struct, frozen=True, kw_only=True, tag="whsec"):
@@ -85,6 +99,33 @@ def disabled_webhook_key(account_id: str, url: str) -> str:
 
 RegistryRecord = (ModelRecord | ApiKeyRecord | TaskRecord | WebhookSecretsRecord
                   | DisabledWebhookRecord)
+
+
+def batching_limits(task: TaskRecord, model: ModelRecord) -> tuple[int, float]:
+    """A request's ``(max_batch_size, max_queue_delay_ms)``: per field the task's, else the
+    model's, else ``0`` / ``-1.0`` (which ``InferenceRequest`` reads as the runner's own)."""
+    size = task.max_batch_size if task.max_batch_size is not None else model.max_batch_size
+    delay = (task.max_queue_delay_ms if task.max_queue_delay_ms is not None
+             else model.max_queue_delay_ms)
+    return (0 if size is None else size), (-1.0 if delay is None else delay)
+
+
+def batch_size_problem(field: str, value: int | None) -> str | None:
+    """Why ``value`` is no valid ``max_batch_size`` (None: valid, or unset), naming
+    ``field`` (the caller's name for it) and the allowed range."""
+    if value is None or 1 <= value <= MAX_BATCH_SIZE:
+        return None
+    return (f"{field} must be an integer from 1 to {MAX_BATCH_SIZE} (or null for the "
+            f"default), got {value!r}")
+
+
+def queue_delay_problem(field: str, value: float | None) -> str | None:
+    """Why ``value`` is no valid ``max_queue_delay_ms`` (None: valid, or unset)."""
+    if value is None or 0 <= value <= MAX_QUEUE_DELAY_MS:  # NaN fails the range
+        return None
+    return (f"{field} must be from 0 to {MAX_QUEUE_DELAY_MS:.0f} milliseconds (or null for "
+            f"the default), got {value!r}")
+
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(RegistryRecord)

@@ -13,6 +13,7 @@ from ingest.openapi.builder import (
     query_param,
 )
 from schemas.admin_api import (
+    BatchingPatch,
     CreateKey,
     CreateTask,
     KeyView,
@@ -72,6 +73,15 @@ def paths(spec: Spec) -> JSON:
             "get": _op("listModels", "List models",
                        ok(200, "Models", {"type": "array", "items": model})),
         },
+        "/admin/models/{model_id}": {
+            "patch": _op("updateModelBatching",
+                         "Set or clear a model version's dynamic batching (merge patch; "
+                         "every request on it unless its task sets its own)",
+                         ok(200, "The model", model) | errors(400, 404, 413),
+                         parameters=[path_param("model_id", "the model's id, name:version "
+                                                            "(a bare name means version 1)")],
+                         requestBody=body(spec.ref(BatchingPatch))),
+        },
         "/admin/accounts/{account}/webhook-secret": {
             "post": _op("rotateWebhookSecret",
                         "New webhook signing secret for an account (shown once)",
@@ -91,5 +101,13 @@ def paths(spec: Spec) -> JSON:
             "get": _op("listTasks", "List tasks",
                        ok(200, "Tasks", {"type": "array", "items": task}),
                        parameters=[query_param("account", "only this account's")]),
+        },
+        "/admin/tasks/{task_id}": {
+            "patch": _op("updateTaskBatching",
+                         "Set or clear a task's dynamic batching (merge patch; overrides "
+                         "its model's)",
+                         ok(200, "The task", task) | errors(400, 404, 413),
+                         parameters=[path_param("task_id", "the task's id")],
+                         requestBody=body(spec.ref(BatchingPatch))),
         },
     }

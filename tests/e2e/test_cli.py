@@ -17,7 +17,8 @@ from tests.e2e.test_up_command import INFERQ, start_up, stop
 
 COMMANDS = [[], ["up"], ["ingest"], ["runner"], ["notifier"], ["keys"], ["keys", "create"],
             ["keys", "list"], ["keys", "revoke"], ["keys", "rotate"], ["tasks"],
-            ["tasks", "create"], ["tasks", "list"], ["topics"], ["topics", "create"],
+            ["tasks", "create"], ["tasks", "list"], ["tasks", "update"], ["models"],
+            ["models", "list"], ["models", "update"], ["topics"], ["topics", "create"],
             ["topics", "describe"], ["status"]]
 
 

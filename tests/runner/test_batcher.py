@@ -182,6 +182,31 @@ async def test_different_shapes_and_unbatchable_models_run_apart() -> None:
     np.testing.assert_array_equal(outs[3].outputs[0], np.full((2, 4), 5.0))
 
 
+async def test_requests_under_different_limits_never_share_a_batch() -> None:
+    # Tasks of one model may set their own limits: a request whose limit is 1 runs alone
+    # even when it queues among requests whose limit allows 32, which still batch.
+    model, session = loaded(add_model())
+    alone, two = BatchLimits(1, 0.002), BatchLimits(2, 0.002)
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            kinds = [None, alone, two] * 4
+            tasks = [asyncio.create_task(b.run(model, x(i), ["y"], limits=kinds[i]))
+                     for i in range(len(kinds))]
+            for _ in range(200):
+                if b.queued == len(kinds):
+                    break
+                await asyncio.sleep(0.005)
+            assert b.queued == len(kinds)
+        outs = await asyncio.gather(*tasks)
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+    sizes = {k: [o.batch_size for o, kk in zip(outs, kinds, strict=True) if kk is k]
+             for k in (None, alone, two)}
+    assert sizes[None] == [4] * 4 and sizes[alone] == [1] * 4 and sizes[two] == [2] * 4
+    assert sorted(session.rows) == [1, 1, 1, 1, 2, 2, 4]
+
+
 async def test_a_bad_request_fails_alone() -> None:
     model, session = loaded(gather_model())
     with ThreadPoolExecutor(1) as ex:
