@@ -24,6 +24,13 @@ Design, and why:
   ``BatchExpired`` at once (a timer) and never run.
 - **Bounded**: at most ``slots`` runs in the executor at once; the queue is bounded by
   ``max_queued`` (the runner's in-flight limit bounds it first).
+- **Tiny runs stay on the loop.** Handing a run to an executor thread costs a thread
+  wake-up, a future crossing threads and GIL hand-offs — far more than ``session.run``
+  of a small model (an Add takes ~10 µs). So the batcher keeps each model's recent
+  time per row, and a run predicted to take less than ``inline_below_s`` is made on the
+  event loop itself. A misprediction blocks the loop once for that run's length and
+  raises the estimate to it at once (it comes down gradually); a model slower than the bound always goes to the executor,
+  where its compute overlaps the loop's work.
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ class BatcherFull(RunnerError, OverflowError):
     """More requests queued than the batcher holds."""
 
     retriable = True
+
+
+#: Models whose pace is remembered (the runner keeps far fewer sessions loaded).
+_MAX_PACED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +204,15 @@ class Batcher:
     """Groups requests into batches and runs them on ``executor``, ``slots`` at a time."""
 
     def __init__(self, executor: Executor, *, slots: int, defaults: BatchLimits,
-                 max_queued: int = 10_000) -> None:
+                 max_queued: int = 10_000, inline_below_s: float = 0.0) -> None:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
         self._executor = executor
+        self._inline_below_ms = inline_below_s * 1000
+        #: Model sha256 -> moving average of its runs' milliseconds per row.
+        self._pace: dict[str, float] = {}
         self._slots = slots
         self.defaults = defaults
         self._max_queued = max_queued
@@ -359,6 +373,13 @@ class Batcher:
 
     def _start(self, items: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
+        rows = sum(it.rows for it in items)
+        pace = self._pace.get(items[0].model.ref.sha256)
+        if pace is not None and pace * rows < self._inline_below_ms:
+            done_now: asyncio.Future[tuple[list[_Answer], float]] = loop.create_future()
+            done_now.set_result(_run_batch(items))  # catches its errors into answers
+            self._finish(items, done_now)
+            return
         try:
             cf = loop.run_in_executor(self._executor, _run_batch, items)
         except RuntimeError as exc:  # the executor is shut down: the runner is stopping
@@ -375,8 +396,19 @@ class Batcher:
 
         cf.add_done_callback(done)
 
-    @staticmethod
-    def _finish(items: list[_Item], f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
+    def _learn_pace(self, items: list[_Item], answers: list[_Answer]) -> None:
+        first = answers[0] if answers else None
+        if isinstance(first, BaseException) or first is None or first[2] != len(items):
+            return  # not one run of the whole batch: says nothing about its pace
+        per_row = first[1] / sum(it.rows for it in items)
+        sha = items[0].model.ref.sha256
+        old = self._pace.pop(sha, None)
+        if old is None and len(self._pace) >= _MAX_PACED:
+            del self._pace[next(iter(self._pace))]  # the least recently run model
+        # Up at once (a slow run must not be made on the loop again), down gradually.
+        self._pace[sha] = per_row if old is None or per_row > old else 0.7 * old + 0.3 * per_row
+
+    def _finish(self, items: list[_Item], f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
         exc = f.exception() if not f.cancelled() else asyncio.CancelledError()
         if exc is not None:
             for it in items:
@@ -384,6 +416,7 @@ class Batcher:
                     it.fut.set_exception(exc)
             return
         answers, started = f.result()
+        self._learn_pace(items, answers)
         if len(answers) != len(items):  # one to one, or nobody gets a wrong answer
             err = ModelRunError(f"batch returned {len(answers)} answers for {len(items)}")
             for it in items:

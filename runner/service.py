@@ -116,7 +116,8 @@ class Runner:
         self._batcher = Batcher(self._executor, slots=settings.executor_threads,
                                 defaults=BatchLimits(settings.max_batch_size,
                                                      settings.max_queue_delay_ms / 1000),
-                                max_queued=settings.max_in_flight)
+                                max_queued=settings.max_in_flight,
+                                inline_below_s=settings.inline_run_us / 1e6)
         self._commits = Committer()
         self._metrics.queue_depth.set_function(lambda: self._batcher.queued)
         # Read at scrape time: the loop only updates it after its next fetch.

@@ -41,6 +41,9 @@ class RunnerSettings:
     #: ``INFERQ_ORT_SPIN``: let ONNX Runtime's idle threads spin (faster hand-off, but
     #: they burn the cores the HTTP front door needs when the box is small).
     ort_spin: bool = False
+    #: ``INFERQ_INLINE_RUN_US``: runs predicted shorter than this are made on the event
+    #: loop instead of an executor thread (whose hand-off costs more); 0: never.
+    inline_run_us: float = 200.0
     #: ``INFERQ_ALLOW_PRIVATE_URLS``: let Binary fileUrls name loopback/private hosts.
     allow_private_urls: bool = False
     #: ``INFERQ_FETCH_MAX_BYTES`` / ``INFERQ_FETCH_TIMEOUT_S``: bounds on one input fetch.
@@ -75,6 +78,7 @@ class RunnerSettings:
             max_batch_size=env_int(env, "INFERQ_MAX_BATCH_SIZE", 32, minimum=1),
             max_queue_delay_ms=env_float(env, "INFERQ_MAX_QUEUE_DELAY_MS", 2.0, minimum=0.0),
             ort_spin=env_bool(env, "INFERQ_ORT_SPIN", False),
+            inline_run_us=env_float(env, "INFERQ_INLINE_RUN_US", 200.0, minimum=0.0),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
             fetch_timeout_s=env_float(env, "INFERQ_FETCH_TIMEOUT_S", 30.0, minimum=0.1),

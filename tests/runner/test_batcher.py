@@ -394,3 +394,55 @@ async def test_full_runner_resumes_as_soon_as_a_request_finishes(kafka_bootstrap
         assert elapsed < 4.0, f"30 requests took {elapsed:.1f} s through a full runner"
     finally:
         await bus.stop()
+
+
+class PacedSession(CountingSession):
+    """A real session that records which thread ran it and can be made slow."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.threads: list[int] = []
+        self.delay_s = 0.0
+
+    def run(self, names: list[str] | None, feeds: dict[str, Any], opts: Any = None
+            ) -> list[Any]:
+        self.threads.append(threading.get_ident())
+        time.sleep(self.delay_s)
+        return super().run(names, feeds, opts)
+
+
+async def test_fast_runs_move_onto_the_loop_and_slow_ones_stay_on_the_executor() -> None:
+    model, _ = loaded(add_model())
+    session = PacedSession(add_model())
+    model = LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
+                        inputs=model.inputs, outputs=model.outputs, providers=model.providers)
+    loop_thread = threading.get_ident()
+    with ThreadPoolExecutor(1) as ex:
+        # Generous bounds: a loaded CI box must not turn a ~20 µs Add into 5 ms.
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005)
+        for i in range(4):
+            out = await b.run(model, x(i), ["y"])
+            np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+        # The first run had no pace yet: executor. Then it is known to be fast: the loop.
+        assert session.threads[0] != loop_thread
+        assert session.threads[1:] == [loop_thread] * 3
+        # It turns slow (20 ms a run): one run on the loop pays for the stale estimate,
+        # then it goes back to the executor, where the loop keeps serving meanwhile.
+        session.delay_s = 0.02
+        for i in range(4):
+            out = await b.run(model, x(i), ["y"])
+            np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+        assert session.threads[4] == loop_thread
+        assert loop_thread not in session.threads[5:]
+
+
+async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
+    model, _ = loaded(add_model())
+    session = PacedSession(add_model())
+    model = LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
+                        inputs=model.inputs, outputs=model.outputs, providers=model.providers)
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        for i in range(3):
+            await b.run(model, x(i), ["y"])
+    assert threading.get_ident() not in session.threads and len(session.threads) == 3
