@@ -36,10 +36,15 @@ def test_table_ratios_and_breakdown() -> None:
 def test_quick_run_against_inferq_up() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--models", "tiny", "--clients", "2",
-         "--targets", "embedded", "--no-raw"],
+         "--targets", "embedded", "--no-raw", "--repeat", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \|",
                     proc.stdout, re.M)
     assert row, proc.stdout
     assert int(row.group(1).replace(",", "")) > 0 and row.group(2) == "0"
+    # Three runs of the cell, one table row: the run with the median req/s.
+    runs = [int(m.replace(",", "")) for m in re.findall(
+        r"inferq embedded\s+tiny\s+c=2\s+([\d,]+) req/s", proc.stderr)]
+    assert len(runs) == 3, proc.stderr
+    assert sorted(runs)[1] == int(row.group(1).replace(",", "")), (runs, row.group(0))
