@@ -143,7 +143,9 @@ class EmbeddedBus:
     def group_consumer(self, topics: Sequence[str], group_id: str) -> EmbeddedGroupConsumer:
         return EmbeddedGroupConsumer(self, list(topics), group_id)
 
-    def tail(self, topics: Sequence[str], *, from_beginning: bool = True) -> EmbeddedTail:
+    def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
+             background: bool = False) -> EmbeddedTail:
+        # Every tail here is woken by the append itself: background or not, idle costs nothing.
         return EmbeddedTail(self, list(topics), from_beginning)
 
 

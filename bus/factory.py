@@ -15,6 +15,7 @@ def make_bus(
     data_dir: Path | None,
     *,
     fetch_max_wait_ms: int = 5,
+    background_fetch_wait_ms: int = 100,
     max_message_bytes: int = 16 * 1024 * 1024,
     client_id: str = "inferq",
     session_timeout_ms: int = 10_000,
@@ -24,6 +25,7 @@ def make_bus(
             KafkaOptions(
                 bootstrap=kafka_bootstrap,
                 fetch_max_wait_ms=fetch_max_wait_ms,
+                background_fetch_wait_ms=background_fetch_wait_ms,
                 max_message_bytes=max_message_bytes,
                 client_id=client_id,
                 session_timeout_ms=session_timeout_ms,
@@ -38,6 +40,7 @@ def bus_for(settings: BusSettings, client_id: str) -> Bus:
     return make_bus(
         settings.kafka_bootstrap, settings.data_dir,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        background_fetch_wait_ms=settings.background_fetch_wait_ms,
         max_message_bytes=settings.max_message_bytes, client_id=client_id,
         session_timeout_ms=settings.session_timeout_ms,
     )

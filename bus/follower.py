@@ -4,6 +4,12 @@ A view (registry, results, runner heartbeats, lifecycle events) hands ``Follower
 topics and a function applied to each record. The follower owns the tail and the task
 (started and stopped with the view), sets ``caught_up`` once every record that existed
 at start has been applied, and keeps going with new records after that.
+
+Views follow in the background (``Bus.tail(background=True)``) unless they say
+otherwise: only what a client reads right after its request (the results book, which
+answers synchronous calls, and the lifecycle lines) needs the short fetch wait, and
+every idle follower with it costs the broker and this process a fetch every few
+milliseconds.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Follower:
         from_beginning: bool = True,
         after_batch: Callable[[], None] | None = None,
         poll_s: float = 0.5,
+        background: bool = True,
     ) -> None:
         self._bus = bus
         self._topics = list(topics)
@@ -36,13 +43,15 @@ class Follower:
         self._name = name
         self._from_beginning = from_beginning
         self._poll_s = poll_s
+        self._background = background
         self._tail: Tail | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.caught_up = asyncio.Event()
 
     async def start(self) -> None:
-        self._tail = self._bus.tail(self._topics, from_beginning=self._from_beginning)
+        self._tail = self._bus.tail(self._topics, from_beginning=self._from_beginning,
+                                    background=self._background)
         await self._tail.start()
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-follower")
 

@@ -3,6 +3,11 @@
 ``fetch_max_wait_ms`` is a setting because brokers differ: Apache Kafka answers a
 parked fetch as soon as data arrives, so a long wait costs nothing; the Tansu test
 broker only re-checks at fractions of the wait, so every hop costs up to half of it.
+
+That short wait is for the request path (runners' requests, ingest's results and
+lifecycle lines). An idle consumer fetches again every time a wait ends: on Tansu each
+one at 5 ms costs about a tenth of a core in the broker and as much in its own process,
+so background tails (registry, heartbeats, control) park for ``background_fetch_wait_ms``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 class KafkaOptions:
     bootstrap: str
     fetch_max_wait_ms: int = 5
+    #: Fetch wait of background tails; never shorter than ``fetch_max_wait_ms``.
+    background_fetch_wait_ms: int = 100
     max_message_bytes: int = 16 * 1024 * 1024
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
@@ -136,7 +143,7 @@ class KafkaBus:
             self._soon_errors += 1
             log.warning("background publish failed: %s", task.exception())
 
-    def _consumer(self, group_id: str | None) -> AIOKafkaConsumer:
+    def _consumer(self, group_id: str | None, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
         o = self.options
         return AIOKafkaConsumer(
             bootstrap_servers=o.bootstrap,
@@ -144,7 +151,7 @@ class KafkaBus:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=o.fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             max_partition_fetch_bytes=o.max_message_bytes,
             fetch_max_bytes=max(o.max_message_bytes, 52_428_800),
             session_timeout_ms=o.session_timeout_ms,
@@ -153,10 +160,15 @@ class KafkaBus:
         )
 
     def group_consumer(self, topics: Sequence[str], group_id: str) -> KafkaGroupConsumer:
-        return KafkaGroupConsumer(self._consumer(group_id), list(topics))
+        return KafkaGroupConsumer(self._consumer(group_id, self.options.fetch_max_wait_ms),
+                                  list(topics))
 
-    def tail(self, topics: Sequence[str], *, from_beginning: bool = True) -> KafkaTail:
-        return KafkaTail(self._consumer(None), list(topics), from_beginning)
+    def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
+             background: bool = False) -> KafkaTail:
+        o = self.options
+        wait = (max(o.background_fetch_wait_ms, o.fetch_max_wait_ms) if background
+                else o.fetch_max_wait_ms)
+        return KafkaTail(self._consumer(None, wait), list(topics), from_beginning, wait)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -237,7 +249,10 @@ class KafkaGroupConsumer:
 
 
 class KafkaTail:
-    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], from_beginning: bool) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], from_beginning: bool,
+                 fetch_max_wait_ms: int) -> None:
+        #: How long each of this tail's fetches parks on the broker.
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._c = consumer
         self._topics = topics
         self._from_beginning = from_beginning

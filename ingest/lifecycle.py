@@ -43,7 +43,11 @@ class LifecycleView:
         self._topic = topic
         self._capacity = capacity
         self._subtasks: OrderedDict[str, Lifecycle] = OrderedDict()
-        self._follower = Follower(bus, [topic], self._apply, name="lifecycle")
+        # Not in the background: a client that got its result asks for the subtask's
+        # lines next and must find the runner's `running` line, which the runner
+        # published with (or before) that result.
+        self._follower = Follower(bus, [topic], self._apply, name="lifecycle",
+                                  background=False)
 
     async def start(self) -> None:
         await self._follower.start()

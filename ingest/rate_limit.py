@@ -105,7 +105,7 @@ class Replicas:
     async def start(self) -> None:
         await self._bus.ensure_topics([TopicSpec(self.topic, 1, compact=True)])
         await self._beat()
-        self._tail = self._bus.tail([self.topic], from_beginning=True)
+        self._tail = self._bus.tail([self.topic], from_beginning=True, background=True)
         await self._tail.start()
         self._tasks = [asyncio.create_task(self._follow(), name="replicas-tail"),
                        asyncio.create_task(self._beat_loop(), name="replicas-beat")]

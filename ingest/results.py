@@ -33,7 +33,10 @@ class ResultBook:
         self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
         #: Extra watchers that do not own the sync waiter (a cancel awaiting its result).
         self._watchers: dict[str, list[asyncio.Future[SubtaskResult]]] = {}
-        self._follower = Follower(bus, [topic], self._apply, name="results")
+        # On the request path: a synchronous call waits for this view, so it follows
+        # with the short fetch wait, not in the background.
+        self._follower = Follower(bus, [topic], self._apply, name="results",
+                                  background=False)
         self.caught_up = self._follower.caught_up
 
     async def start(self) -> None:

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.env import env_int, env_opt, env_str
+from schemas.env import SettingError, env_int, env_opt, env_str
+
+#: Longest background fetch wait: a parked fetch must end well within the client's
+#: 30 s request timeout.
+MAX_BACKGROUND_FETCH_WAIT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,12 @@ class BusSettings:
     #: Kafka wakes parked fetches on new data, so any value works there; the Tansu test
     #: broker only re-checks at W/2, 3W/4, ..., so each hop costs up to W/2.
     fetch_max_wait_ms: int = 5
+    #: ``INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS``: the same for views off the request path
+    #: (registry, runner heartbeats, runner control, replica beats); never shorter
+    #: than ``fetch_max_wait_ms``. An idle consumer fetches once per wait, so short waits
+    #: there only burn broker and process CPU; on Tansu those views see a record up to
+    #: about half of it later (a registry write waits for its own view to apply it).
+    background_fetch_wait_ms: int = 100
     #: ``INFERQ_MAX_MESSAGE_BYTES``: the largest record produced or fetched.
     max_message_bytes: int = 16 * 1024 * 1024
     #: ``INFERQ_PARTITIONS``: partitions of requests, events and results when created.
@@ -35,6 +45,7 @@ class BusSettings:
             kafka_bootstrap=env_opt(env, "INFERQ_KAFKA_BOOTSTRAP"),
             topic_prefix=env_str(env, "INFERQ_TOPIC_PREFIX", "inferq."),
             fetch_max_wait_ms=env_int(env, "INFERQ_KAFKA_FETCH_MAX_WAIT_MS", 5, minimum=1),
+            background_fetch_wait_ms=_background_wait(env),
             max_message_bytes=env_int(
                 env, "INFERQ_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024
             ),
@@ -43,3 +54,11 @@ class BusSettings:
                                        minimum=1000),
             data_dir=Path(env_str(env, "INFERQ_DATA_DIR", ".inferq")),
         )
+
+
+def _background_wait(env: Mapping[str, str]) -> int:
+    name = "INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS"
+    value = env_int(env, name, 100, minimum=1)
+    if value > MAX_BACKGROUND_FETCH_WAIT_MS:
+        raise SettingError(f"{name}={value} must be at most {MAX_BACKGROUND_FETCH_WAIT_MS}")
+    return value

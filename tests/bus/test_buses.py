@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bus.base import Bus, Record
 from bus.factory import make_bus
+from bus.kafka import KafkaBus, KafkaTail
 from bus.topics import TopicSpec
 
 
@@ -75,3 +76,40 @@ async def test_tail_reads_every_record_and_knows_when_caught_up(
         await tail.stop()
     finally:
         await bus.stop()
+
+
+async def test_a_background_tail_sees_live_records_and_parks_for_the_longer_wait(
+    kafka_bootstrap: str | None, tmp_path: Path
+) -> None:
+    bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
+                   background_fetch_wait_ms=40, session_timeout_ms=3000)
+    await bus.start()
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    try:
+        await bus.ensure_topics([TopicSpec(topic, 2, compact=False)])
+        background = bus.tail([topic], from_beginning=False, background=True)
+        prompt = bus.tail([topic], from_beginning=False)
+        await background.start()
+        await prompt.start()
+        if isinstance(bus, KafkaBus):
+            assert isinstance(background, KafkaTail) and isinstance(prompt, KafkaTail)
+            assert (background.fetch_max_wait_ms, prompt.fetch_max_wait_ms) == (40, 5)
+        for i in range(3):
+            await bus.publish(topic, b"k%d" % i, b"v%d" % i)
+        assert sorted(r.value or b"" for r in await drain(background, 3)) == [b"v0", b"v1",
+                                                                                 b"v2"]
+        assert len(await drain(prompt, 3)) == 3
+        await background.stop()
+        await prompt.stop()
+    finally:
+        await bus.stop()
+
+
+async def test_a_background_wait_shorter_than_the_fetch_wait_is_raised_to_it(
+    tmp_path: Path,
+) -> None:
+    # No broker needed: the consumer is only built, never started.
+    bus = make_bus("127.0.0.1:9", tmp_path / "bus", fetch_max_wait_ms=500,
+                   background_fetch_wait_ms=100)
+    assert isinstance(bus, KafkaBus)
+    assert bus.tail(["t"], background=True).fetch_max_wait_ms == 500
