@@ -29,8 +29,8 @@ Design, and why:
   of a small model (an Add takes ~10 µs). So the batcher keeps each model's recent
   time per row, and a run predicted to take less than ``inline_below_s`` is made on the
   event loop itself. A misprediction blocks the loop once for that run's length and
-  raises the estimate to it at once (it comes down gradually); a model slower than the bound always goes to the executor,
-  where its compute overlaps the loop's work.
+  raises the estimate to it at once (it comes down gradually); a model slower than the
+  bound always goes to the executor, where its compute overlaps the loop's work.
 """
 
 from __future__ import annotations
