@@ -5,9 +5,10 @@ parked fetch as soon as data arrives, so a long wait costs nothing; the Tansu te
 broker only re-checks at fractions of the wait, so every hop costs up to half of it.
 
 That short wait is for the request path (runners' requests, ingest's results and
-lifecycle lines). An idle consumer fetches again every time a wait ends: on Tansu each
-one at 5 ms costs about a tenth of a core in the broker and as much in its own process,
-so background tails (registry, heartbeats, control) park for ``background_fetch_wait_ms``.
+lifecycle lines, the notifier's registry). An idle consumer fetches again every time a
+wait ends: on Tansu each one at 5 ms costs about a tenth of a core in the broker and as
+much in its own process, so background tails (ingest's registry, heartbeats, control)
+park for ``background_fetch_wait_ms``.
 """
 
 from __future__ import annotations

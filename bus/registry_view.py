@@ -37,7 +37,9 @@ _VERIFIED_KEYS = 1024
 
 
 class RegistryView:
-    def __init__(self, bus: Bus, topic: str) -> None:
+    def __init__(self, bus: Bus, topic: str, *, background: bool = True) -> None:
+        """``background``: follow with the longer fetch wait (``Bus.tail``); a view whose
+        readers act on records another process wrote a moment ago wants it off."""
         self._bus = bus
         self._topic = topic
         self.keys: dict[str, ApiKeyRecord] = {}
@@ -47,7 +49,8 @@ class RegistryView:
         self.webhook_secrets: dict[str, WebhookSecretsRecord] = {}
         #: Webhook URLs disabled by a 410, by their registry key.
         self.disabled_webhooks: dict[str, DisabledWebhookRecord] = {}
-        self._follower = Follower(bus, [topic], self._apply_record, name="registry")
+        self._follower = Follower(bus, [topic], self._apply_record, name="registry",
+                                  background=background)
         self._applied: dict[str, asyncio.Event] = {}
         #: Keys whose hash matched, by key: saves a SHA-256 per request (bounded).
         self._verified: dict[str, ApiKeyRecord] = {}

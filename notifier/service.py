@@ -39,7 +39,9 @@ class Notifier:
         self._seen = Counter("inferq_notifier_records", "records seen by topic", ["topic"],
                              registry=metrics)
         self._seen_by_role: dict[str, Counter] = {}  # two topics: events, results
-        self.registry = RegistryView(bus, self._topics.registry)
+        # Not in the background: webhook secrets, URLs disabled after a 410 and tasks for
+        # streams are written by ingest (or by this notifier) just before results need them.
+        self.registry = RegistryView(bus, self._topics.registry, background=False)
         self.book = EventBook(settings.book_capacity)
         self.deliveries = DeliveryLog(settings.book_capacity)
         self.streams = Streams(settings, self.book, self.registry, self.deliveries)

@@ -24,7 +24,7 @@ class BusSettings:
     #: broker only re-checks at W/2, 3W/4, ..., so each hop costs up to W/2.
     fetch_max_wait_ms: int = 5
     #: ``INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS``: the same for views off the request path
-    #: (registry, runner heartbeats, runner control, replica beats); never shorter
+    #: (ingest's registry, runner heartbeats and control, replica beats); never shorter
     #: than ``fetch_max_wait_ms``. An idle consumer fetches once per wait, so short waits
     #: there only burn broker and process CPU; on Tansu those views see a record up to
     #: about half of it later (a registry write waits for its own view to apply it).

@@ -1,5 +1,6 @@
 """Which replayed views follow their topics in the background, and which with the short
-fetch wait (what a client reads right after its result: the result and its lines)."""
+fetch wait (what is read right after a result: the result, its lines, and what the
+notifier needs to deliver it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from ingest.lifecycle import LifecycleView
 from ingest.rate_limit import Replicas
 from ingest.results import ResultBook
 from ingest.runners_view import RunnersView
+from notifier.service import Notifier
+from notifier.settings import NotifierSettings
 from runner.control import ControlListener
+from schemas.bus_settings import BusSettings
 
 
 class RecordingBus(EmbeddedBus):
@@ -37,6 +41,8 @@ async def test_only_results_and_lifecycle_lines_follow_with_the_short_wait(tmp_p
         RegistryView(bus, "registry"),
         LifecycleView(bus, "events", capacity=10),
         RunnersView(bus, "runners", heartbeat_s=5),
+        # The notifier's registry: webhook secrets and disabled URLs act on fresh writes.
+        Notifier(NotifierSettings(bus=BusSettings(topic_prefix="n.")), bus).registry,
         Replicas(bus, "replicas", beat_s=5),
         ControlListener(bus, "control", "r1", on_cancel=lambda _: None,
                         on_command=lambda _: None),
@@ -45,7 +51,8 @@ async def test_only_results_and_lifecycle_lines_follow_with_the_short_wait(tmp_p
         for view in views:
             await view.start()
         assert bus.background == {"results": False, "registry": True, "events": False,
-                                  "runners": True, "replicas": True, "control": True}
+                                  "runners": True, "n.registry": False, "replicas": True,
+                                  "control": True}
     finally:
         for view in reversed(views):
             await view.stop()
