@@ -192,10 +192,12 @@ class Deliverer:
                     log.info("webhook delivered", extra=extra | {"attempt": n})
         except DeliveryFailed as exc:
             outcome = "gone" if exc.gone else "refused" if exc.refused else "failed"
+            if exc.gone:
+                # Disabled (and seen back by this view) before the attempt is listed: a
+                # caller who reads `gone` and submits again must find the URL skipped.
+                await self._disable(result.account_id, target.url)
             self._note(result, target, n, outcome, exc.status, str(exc))
             log.warning("webhook failed for good: %s", exc, extra=extra)
-            if exc.gone:
-                await self._disable(result.account_id, target.url)
         except DeliveryRetry as exc:
             await self._dead_letter(result, target, body, n, str(exc))
 
