@@ -31,6 +31,9 @@ Design, and why:
   event loop itself. A misprediction blocks the loop once for that run's length and
   raises the estimate to it at once (it comes down gradually); a model slower than the
   bound always goes to the executor, where its compute overlaps the loop's work.
+  An inline run never holds a slot, so such a model batches only what arrived in the
+  same loop tick; at its pace a batch would save little (``INFERQ_INLINE_RUN_US=0``
+  sends every run to the executor, and batches form as they did).
 """
 
 from __future__ import annotations

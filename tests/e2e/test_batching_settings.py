@@ -33,9 +33,13 @@ async def stack(kafka_bootstrap: str | None, tmp_path: Path) -> AsyncIterator[St
     repo = tmp_path / "repo"
     (repo / "rep" / "1").mkdir(parents=True)
     (repo / "rep" / "1" / "model.onnx").write_bytes(onnx_models.add_model())
-    # Rate limits off: the rounds send a few hundred requests with one key.
+    # Rate limits off: the rounds send a few hundred requests with one key. Inline runs
+    # off: an Add is fast enough to run on the event loop, where it never holds a slot,
+    # so batches would form only from requests that arrive in the same tick (on a busy
+    # 2-core CI box, not once in 20 rounds); these tests are about limits on batches.
     async with running_stack(kafka_bootstrap, tmp_path, ingest_overrides={
-            "rate_limits": "", "model_repository": repo}) as s:
+            "rate_limits": "", "model_repository": repo},
+            runner_overrides={"inline_run_us": 0.0}) as s:
         yield s
 
 
