@@ -19,6 +19,7 @@ def make_bus(
     max_message_bytes: int = 16 * 1024 * 1024,
     client_id: str = "inferq",
     session_timeout_ms: int = 10_000,
+    embedded_max_records: int = 200_000,
 ) -> Bus:
     if kafka_bootstrap:
         return KafkaBus(
@@ -32,7 +33,7 @@ def make_bus(
                 heartbeat_interval_ms=max(100, session_timeout_ms // 5),
             )
         )
-    return EmbeddedBus(data_dir)
+    return EmbeddedBus(data_dir, max_records=embedded_max_records)
 
 
 def bus_for(settings: BusSettings, client_id: str) -> Bus:
@@ -43,4 +44,5 @@ def bus_for(settings: BusSettings, client_id: str) -> Bus:
         background_fetch_wait_ms=settings.background_fetch_wait_ms,
         max_message_bytes=settings.max_message_bytes, client_id=client_id,
         session_timeout_ms=settings.session_timeout_ms,
+        embedded_max_records=settings.embedded_max_records,
     )

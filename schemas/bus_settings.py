@@ -38,6 +38,11 @@ class BusSettings:
     session_timeout_ms: int = 10_000
     #: ``INFERQ_DATA_DIR``: where the embedded bus persists its topics.
     data_dir: Path = Path(".inferq")
+    #: ``INFERQ_EMBEDDED_MAX_RECORDS``: records the embedded bus keeps of each topic (in
+    #: memory and on disk; compacted topics keep the newest per key first). A request
+    #: makes five (request, three events, result), about 2.7 KiB of memory in all at
+    #: small tensors; what is past it is gone, as past a Kafka topic's retention.
+    embedded_max_records: int = 200_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BusSettings:
@@ -53,6 +58,8 @@ class BusSettings:
             session_timeout_ms=env_int(env, "INFERQ_KAFKA_SESSION_TIMEOUT_MS", 10_000,
                                        minimum=1000),
             data_dir=Path(env_str(env, "INFERQ_DATA_DIR", ".inferq")),
+            embedded_max_records=env_int(env, "INFERQ_EMBEDDED_MAX_RECORDS", 200_000,
+                                         minimum=1000),
         )
 
 

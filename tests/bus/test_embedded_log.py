@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bus.embedded import EmbeddedBus
 from bus.embedded_log import PartitionLog
+from bus.factory import bus_for
+from bus.topics import TopicSpec
+from schemas.bus_settings import BusSettings
 
 
 def test_log_persists_and_compacts_on_reload(tmp_path: Path) -> None:
@@ -43,3 +47,22 @@ def test_retention_bounds_memory_and_disk(tmp_path: Path) -> None:
     assert log.records[-1].offset == 999
     assert path.stat().st_size < 4096 + 55 * 200
     log.close()
+
+
+async def test_the_embedded_bus_keeps_what_its_setting_says(tmp_path: Path) -> None:
+    settings = BusSettings.from_env({"INFERQ_EMBEDDED_MAX_RECORDS": "1000",
+                                     "INFERQ_DATA_DIR": str(tmp_path)})
+    for kept_at_most in (1100, 1000):  # a tenth of slack while running; exact on load
+        bus = bus_for(settings, "test")
+        assert isinstance(bus, EmbeddedBus)
+        await bus.start()
+        try:
+            await bus.ensure_topics([TopicSpec("t", 1, compact=False)])
+            if kept_at_most == 1100:
+                for i in range(1500):
+                    bus.publish_soon("t", None, str(i).encode())
+            held = bus.read("t", 0, 10_000)
+            assert 1000 <= len(held) <= kept_at_most
+            assert held[-1].offset == 1499 and held[-1].value == b"1499"
+        finally:
+            await bus.stop()

@@ -1,4 +1,5 @@
-"""Bus settings from the environment: the background fetch wait."""
+"""Bus settings from the environment: the background fetch wait, the embedded bus's
+retention."""
 
 from __future__ import annotations
 
@@ -23,3 +24,11 @@ def test_a_bad_background_fetch_wait_is_refused_by_name(value: str, says: str) -
     with pytest.raises(SettingError, match=says) as err:
         BusSettings.from_env({"INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS": value})
     assert "INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS" in str(err.value)
+
+
+def test_the_embedded_retention_defaults_to_200k_records_and_is_read_from_env() -> None:
+    assert BusSettings.from_env({}).embedded_max_records == 200_000
+    env = {"INFERQ_EMBEDDED_MAX_RECORDS": "50000"}
+    assert BusSettings.from_env(env).embedded_max_records == 50_000
+    with pytest.raises(SettingError, match="INFERQ_EMBEDDED_MAX_RECORDS=999 must be at least"):
+        BusSettings.from_env({"INFERQ_EMBEDDED_MAX_RECORDS": "999"})
