@@ -77,7 +77,8 @@ def run_target(target: Target, names: list[str], clients: list[int], args: argpa
                       file=sys.stderr, flush=True)
             runs.sort(key=lambda run: run[0].rps)
             res, stages = runs[len(runs) // 2]
-            rows.append(Row(target.name, name, res, target.measured.peak_rss_mib(), stages))
+            rows.append(Row(target.name, name, res, target.measured.peak_rss_mib(), stages,
+                            rss_now_mib=target.measured.rss_mib()))
     return rows
 
 

@@ -40,10 +40,18 @@ class Proc:
         return self.log.read_text(errors="replace")[-n:]
 
     def peak_rss_mib(self) -> float:
-        """VmHWM: the most resident memory the process ever had."""
+        """VmHWM: the most resident memory the process ever had (model loading included:
+        ONNX Runtime holds about twice a model's size while it loads it)."""
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self) -> float:
+        """VmRSS: the resident memory now."""
+        return self._status_mib("VmRSS:")
+
+    def _status_mib(self, field: str) -> float:
         try:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
         except OSError:
             pass

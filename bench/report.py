@@ -56,6 +56,8 @@ class Row:
     load: LoadResult
     rss_mib: float
     stages: dict[str, float] = field(default_factory=dict)
+    #: Resident memory right after the row's runs (``rss_mib`` is the peak).
+    rss_now_mib: float = float("nan")
 
 
 def _f(v: float, nd: int = 1) -> str:
@@ -78,8 +80,9 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
             lines.append(f"| {t.fetch_max_wait_ms} | {t.p50_ms:.2f} | {t.p99_ms:.2f} | "
                          f"{t.count} | {t.broker_cpu_ms_per_trip:.3f} |")
     lines += ["", "## Servers (closed loop over HTTP keep-alive, one sample per request)", "",
-              "| server | model | clients | req/s | p50 ms | p99 ms | errors | peak RSS MiB | "
-              "req/s ÷ ORT best | p50 ÷ ORT b1 | runner: queue / batch wait / infer ms, "
+              "| server | model | clients | req/s | p50 ms | p99 ms | errors | "
+              "RSS MiB peak / after | req/s ÷ ORT best | p50 ÷ ORT b1 | "
+              "runner: queue / batch wait / infer ms, "
               "mean batch |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -93,7 +96,8 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
                   f"{_f(st.get('batch', float('nan')), 1)}") if st else ""
         lines.append(f"| {r.target} | {r.model} | {r.load.clients} | {r.load.rps:,.0f} | "
                      f"{_f(r.load.pct(50), 2)} | {_f(r.load.pct(99), 2)} | {r.load.errors} | "
-                     f"{_f(r.rss_mib, 0)} | {thr:.4f} | {_f(lat, 0)}× | {stages} |")
+                     f"{_f(r.rss_mib, 0)} / {_f(r.rss_now_mib, 0)} | {thr:.4f} | "
+                     f"{_f(lat, 0)}× | {stages} |")
     peers = [r for r in rows if r.target.startswith("MLServer")]
     ours = [r for r in rows if r.target.startswith("inferq")]
     if peers and ours:
@@ -119,5 +123,6 @@ def as_json(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip]) -
         "servers": [{"target": r.target, "model": r.model, "clients": r.load.clients,
                      "rps": r.load.rps, "p50_ms": r.load.pct(50), "p99_ms": r.load.pct(99),
                      "errors": r.load.errors, "first_error": r.load.first_error,
-                     "peak_rss_mib": r.rss_mib, "runner_stages_ms": r.stages} for r in rows],
+                     "peak_rss_mib": r.rss_mib, "rss_after_mib": r.rss_now_mib,
+                     "runner_stages_ms": r.stages} for r in rows],
     }

@@ -24,12 +24,13 @@ def test_table_ratios_and_breakdown() -> None:
                         "inferq_runner_batch_size_count": 5, "inferq_runner_batch_size_sum": 20})
     assert stages.keys() == {"inference", "batch"}
     assert abs(stages["inference"] - 2.0) < 1e-9 and stages["batch"] == 4.0
-    out = table([Row("inferq embedded", "tiny", load, 120.0, stages),
+    out = table([Row("inferq embedded", "tiny", load, 120.0, stages, rss_now_mib=95.0),
                  Row("MLServer 1.7 no batching", "tiny", LoadResult(8, 2.0, ok=100,
                                                                     latencies_ms=[5.0]), 90.0)],
                 {"tiny": RawResult(0.01, 1000.0, 32)}, [], {"tiny": 0.001})
     assert "| inferq embedded | tiny | 8 | 100 | 2.50 |" in out
     assert "| 0.1000 |" in out  # 100 req/s against 1000 samples/s raw
+    assert "| 0 | 120 / 95 | 0.1000 |" in out and "| 90 / — |" in out  # peak / after RSS
     assert "| inferq embedded | tiny | 8 | 2.00 | 0.50 |" in out  # ours / peer
 
 
@@ -39,10 +40,11 @@ def test_quick_run_against_inferq_up() -> None:
          "--targets", "embedded", "--no-raw", "--repeat", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \|",
-                    proc.stdout, re.M)
+    row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \| "
+                    r"(\d+) / (\d+) \|", proc.stdout, re.M)
     assert row, proc.stdout
     assert int(row.group(1).replace(",", "")) > 0 and row.group(2) == "0"
+    assert 0 < int(row.group(4)) <= int(row.group(3))  # resident now, at most the peak
     # Three runs of the cell, one table row: the run with the median req/s.
     runs = [int(m.replace(",", "")) for m in re.findall(
         r"inferq embedded\s+tiny\s+c=2\s+([\d,]+) req/s", proc.stderr)]
