@@ -31,9 +31,16 @@ class _Group:
 
 
 class EmbeddedBus:
-    def __init__(self, data_dir: Path | None, *, max_records: int = 200_000) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None,
+        *,
+        max_records: int = 200_000,
+        max_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
         self._dir = data_dir
         self._max_records = max_records
+        self._max_bytes = max_bytes
         self._logs: dict[str, PartitionLog] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._groups: dict[str, _Group] = {}
@@ -74,7 +81,8 @@ class EmbeddedBus:
         log = self._logs.get(topic)
         if log is None:
             path = None if self._dir is None else self._dir / "topics" / f"{topic}.log"
-            log = PartitionLog(topic, path, compact=compact, max_records=self._max_records)
+            log = PartitionLog(topic, path, compact=compact, max_records=self._max_records,
+                               max_bytes=self._max_bytes)
             self._logs[topic] = log
         return log
 

@@ -1,9 +1,16 @@
 """The embedded bus's storage: one in-memory partition log per topic, persisted to disk.
 
-Each topic is an append-only file of length-prefixed msgpack frames. On load, compacted
-topics keep the newest record of each key (tombstones remove the key) and every topic
-keeps at most ``max_records``; the file is then rewritten, and rewritten again whenever
-what was appended since outgrows ``rewrite_bytes``, so disk use stays bounded.
+Each topic is an append-only file of length-prefixed msgpack frames. A topic keeps at
+most ``max_records`` records and ``max_bytes`` of keys, values and headers (a tombstone's
+key counts), dropping its oldest records past either bound; the newest record is always
+kept, even one larger than ``max_bytes`` alone. While running, a topic is trimmed back
+to the bounds once it exceeds one by a tenth, so appends stay O(1) amortised; on load
+the bounds are exact, applied after compacted topics keep the newest record of each key
+(tombstones remove the key). The
+file is rewritten from what is kept on load and again whenever what was appended since
+outgrows ``rewrite_bytes``, so the file holds what is kept (plus framing) and at most
+``rewrite_bytes`` more. Offsets keep counting past dropped records; a read from a
+dropped position starts at the oldest record kept.
 Writes are flushed to the OS once per event-loop tick, not per record: appends made in
 one tick (a request, its event, another request's result...) share one ``flush``, which
 is queued with ``call_soon`` by the tick's first append, and ``close`` flushes the rest.
@@ -38,12 +45,16 @@ class PartitionLog:
         *,
         compact: bool,
         max_records: int,
+        max_bytes: int = 256 * 1024 * 1024,
         rewrite_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.topic = topic
         self.compact = compact
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.records: list[Record] = []
+        #: Bytes of keys, values and headers held in ``records`` (what ``max_bytes`` bounds).
+        self.held_bytes = 0
         self.next_offset = 0
         self._path = path
         self._file: BinaryIO | None = None
@@ -62,9 +73,9 @@ class PartitionLog:
                 if pos + 4 + size > len(data):
                     break  # a torn last frame from a crash mid-write
                 offset, key, value, headers, ts = _dec.decode(data[pos + 4 : pos + 4 + size])
-                self.records.append(
-                    Record(self.topic, 0, offset, key, value, tuple(headers), ts)
-                )
+                record = Record(self.topic, 0, offset, key, value, tuple(headers), ts)
+                self.records.append(record)
+                self.held_bytes += _size(record)
                 self.next_offset = offset + 1
                 pos += 4 + size
         self._trim()
@@ -78,8 +89,15 @@ class PartitionLog:
                 newest[r.key] = r
             self.records = [r for r in newest.values() if r.value is not None]
             self.records.sort(key=lambda r: r.offset)
-        if len(self.records) > self.max_records:
-            del self.records[: len(self.records) - self.max_records]
+            self.held_bytes = sum(map(_size, self.records))
+        drop = max(0, len(self.records) - self.max_records)
+        dropped = sum(map(_size, self.records[:drop]))
+        # Past the byte bound, drop the oldest too, but never the newest record.
+        while drop < len(self.records) - 1 and self.held_bytes - dropped > self.max_bytes:
+            dropped += _size(self.records[drop])
+            drop += 1
+        del self.records[:drop]
+        self.held_bytes -= dropped
 
     def _rewrite(self) -> None:
         if self._path is None:
@@ -103,6 +121,7 @@ class PartitionLog:
         record = Record(self.topic, 0, self.next_offset, key, value, headers, ts)
         self.next_offset += 1
         self.records.append(record)
+        self.held_bytes += _size(record)
         if self._file is not None:
             frame = self._frame(record)
             self._file.write(frame)
@@ -110,7 +129,10 @@ class PartitionLog:
             if not self._flush_queued:
                 self._queue_flush()
         # Trim in steps of a tenth so that appends stay O(1) amortised.
-        if len(self.records) > self.max_records + self.max_records // 10:
+        if (
+            len(self.records) > self.max_records + self.max_records // 10
+            or self.held_bytes > self.max_bytes + self.max_bytes // 10
+        ):
             self._trim()
         if self._written > self._rewrite_bytes:
             self._trim()
@@ -142,3 +164,11 @@ class PartitionLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _size(r: Record) -> int:
+    """What a record holds against ``max_bytes``: key, value and headers."""
+    size = len(r.key or b"") + len(r.value or b"")
+    for name, value in r.headers:
+        size += len(name.encode()) + len(value)
+    return size

@@ -20,6 +20,7 @@ def make_bus(
     client_id: str = "inferq",
     session_timeout_ms: int = 10_000,
     embedded_max_records: int = 200_000,
+    embedded_max_bytes: int = 256 * 1024 * 1024,
 ) -> Bus:
     if kafka_bootstrap:
         return KafkaBus(
@@ -33,7 +34,8 @@ def make_bus(
                 heartbeat_interval_ms=max(100, session_timeout_ms // 5),
             )
         )
-    return EmbeddedBus(data_dir, max_records=embedded_max_records)
+    return EmbeddedBus(data_dir, max_records=embedded_max_records,
+                       max_bytes=embedded_max_bytes)
 
 
 def bus_for(settings: BusSettings, client_id: str) -> Bus:
@@ -45,4 +47,5 @@ def bus_for(settings: BusSettings, client_id: str) -> Bus:
         max_message_bytes=settings.max_message_bytes, client_id=client_id,
         session_timeout_ms=settings.session_timeout_ms,
         embedded_max_records=settings.embedded_max_records,
+        embedded_max_bytes=settings.embedded_max_bytes,
     )

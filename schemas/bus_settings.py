@@ -43,6 +43,12 @@ class BusSettings:
     #: makes five (request, three events, result), about 2.7 KiB of memory in all at
     #: small tensors; what is past it is gone, as past a Kafka topic's retention.
     embedded_max_records: int = 200_000
+    #: ``INFERQ_EMBEDDED_MAX_BYTES``: bytes of keys, values and headers the embedded bus
+    #: keeps of each topic (in memory, and on disk besides framing and up to 64 MiB
+    #: appended between rewrites); the oldest records go first, but never a topic's
+    #: newest. With large tensors this, not the record count, bounds memory: 200,000
+    #: results of 1 MiB each would be 200 GiB.
+    embedded_max_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BusSettings:
@@ -60,6 +66,8 @@ class BusSettings:
             data_dir=Path(env_str(env, "INFERQ_DATA_DIR", ".inferq")),
             embedded_max_records=env_int(env, "INFERQ_EMBEDDED_MAX_RECORDS", 200_000,
                                          minimum=1000),
+            embedded_max_bytes=env_int(env, "INFERQ_EMBEDDED_MAX_BYTES", 256 * 1024 * 1024,
+                                       minimum=1024 * 1024),
         )
 
 

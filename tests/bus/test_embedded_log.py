@@ -66,3 +66,98 @@ async def test_the_embedded_bus_keeps_what_its_setting_says(tmp_path: Path) -> N
             assert held[-1].offset == 1499 and held[-1].value == b"1499"
         finally:
             await bus.stop()
+
+
+_KIB = 1024
+
+
+def test_a_byte_bound_keeps_memory_and_disk_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    log = PartitionLog("t", path, compact=False, max_records=100_000, max_bytes=64 * _KIB,
+                       rewrite_bytes=32 * _KIB)
+    for i in range(2000):  # 2 MiB of 1 KiB values: the record count never binds
+        log.append(b"k%d" % i, b"x" * _KIB, (("model", b"m"),), i)
+        assert log.held_bytes <= 64 * _KIB * 11 // 10  # trimmed once a tenth past
+    kept = log.records
+    assert 60 <= len(kept) <= 70
+    assert log.held_bytes == sum(len(r.key or b"") + len(r.value or b"") + 6 for r in kept)
+    assert kept[-1].offset == 1999 and log.next_offset == 2000
+    assert [r.offset for r in kept] == list(range(kept[0].offset, 2000))  # oldest went first
+    assert path.stat().st_size < 64 * _KIB * 11 // 10 + 32 * _KIB + 2 * _KIB + len(kept) * 64
+    # A read from a dropped position lands on the oldest record kept.
+    assert log.read(0, 1)[0].offset == kept[0].offset
+    log.close()
+
+
+def test_the_newest_record_is_kept_even_when_it_alone_is_past_the_byte_bound(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.log"
+    log = PartitionLog("t", path, compact=False, max_records=1000, max_bytes=4 * _KIB)
+    log.append(None, b"a" * 100, (), 0)
+    log.append(None, b"b" * 10 * _KIB, (), 1)
+    assert [r.offset for r in log.records] == [1]
+    assert log.held_bytes == 10 * _KIB
+    log.append(None, b"c" * 100, (), 2)  # the big one goes as soon as something follows
+    assert [r.offset for r in log.records] == [2]
+    log.append(None, b"d" * 10 * _KIB, (), 3)
+    log.close()
+    again = PartitionLog("t", path, compact=False, max_records=1000, max_bytes=4 * _KIB)
+    assert [(r.offset, len(r.value or b"")) for r in again.records] == [(3, 10 * _KIB)]
+    assert again.next_offset == 4
+    again.close()
+
+
+def test_the_byte_bound_is_exact_after_a_reload(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    log = PartitionLog("t", path, compact=False, max_records=100_000, max_bytes=1 << 20)
+    for i in range(100):
+        log.append(None, b"x" * _KIB, (), i)  # 100 KiB kept under a 1 MiB bound
+    log.close()
+    # Restarted with a smaller bound: the oldest go, down to the bound, not to a tenth past.
+    again = PartitionLog("t", path, compact=False, max_records=100_000, max_bytes=10 * _KIB)
+    assert [r.offset for r in again.records] == list(range(90, 100))
+    assert again.held_bytes == 10 * _KIB
+    again.append(None, b"y", (), 100)
+    assert again.next_offset == 101
+    again.close()
+    assert PartitionLog("t", path, compact=False, max_records=100_000,
+                        max_bytes=10 * _KIB).records[0].offset == 91
+
+
+def test_compaction_runs_before_the_byte_bound(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    log = PartitionLog("t", path, compact=True, max_records=100_000, max_bytes=1 << 20)
+    for i in range(10):
+        log.append(b"key%d" % (i % 3), b"v" * _KIB, (), i)  # superseded but under the bound
+    log.append(b"gone", b"v" * _KIB, (), 10)
+    log.append(b"gone", None, (), 11)  # tombstone: 4 bytes while it is held
+    assert log.held_bytes == 11 * (4 + _KIB) + 4
+    log.close()
+    # Compaction leaves key0..2 (offsets 7, 8, 9): 3 KiB and a bit, so a 3 KiB bound
+    # drops only the oldest survivor; without compaction first it would drop far more.
+    again = PartitionLog("t", path, compact=True, max_records=100_000, max_bytes=3 * _KIB)
+    assert [(r.key, r.offset) for r in again.records] == [(b"key2", 8), (b"key0", 9)]
+    assert again.held_bytes == 2 * (4 + _KIB)
+    assert again.next_offset == 12
+    again.close()
+
+
+async def test_the_embedded_bus_keeps_the_bytes_its_setting_says(tmp_path: Path) -> None:
+    settings = BusSettings.from_env({"INFERQ_EMBEDDED_MAX_BYTES": str(1 << 20),
+                                     "INFERQ_DATA_DIR": str(tmp_path)})
+    for slack in (10, 0):  # a tenth of slack while running; exact on load
+        bus = bus_for(settings, "test")
+        assert isinstance(bus, EmbeddedBus)
+        await bus.start()
+        try:
+            await bus.ensure_topics([TopicSpec("t", 1, compact=False)])
+            if slack:
+                for i in range(3000):  # 3 MiB: far under the record count, over the bytes
+                    bus.publish_soon("t", None, b"%08d" % i + b"x" * 1016)
+            held = bus.read("t", 0, 10_000)
+            assert 1000 <= len(held) <= 1024 + 1024 * slack // 100 + 2
+            assert held[-1].offset == 2999 and held[-1].value is not None
+            assert held[-1].value.startswith(b"00002999")
+        finally:
+            await bus.stop()
