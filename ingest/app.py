@@ -69,6 +69,7 @@ class Companion(Protocol):
 def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
     topics = TopicNames(settings.bus.topic_prefix)
     results = ResultBook(bus, topics.results, capacity=settings.results_cache,
+                         max_bytes=settings.results_cache_bytes,
                          max_waiters=settings.max_waiters)
     return IngestContext(
         settings=settings,

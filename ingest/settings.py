@@ -37,6 +37,11 @@ class IngestSettings:
     model_dir: Path = Path(".inferq/models")
     #: ``INFERQ_RESULTS_CACHE``: finished results kept for retrieval by id.
     results_cache: int = 200_000
+    #: ``INFERQ_RESULTS_CACHE_BYTES``: bytes of those results kept (output data, error
+    #: text and about 1 KiB each besides; see ``ingest/results.py``), in every replica;
+    #: the oldest go first, never the newest. With large outputs this, not the count,
+    #: bounds memory. At least 1 MiB.
+    results_cache_bytes: int = 256 * 1024 * 1024
     #: ``INFERQ_ALLOW_PRIVATE_URLS``: let fileUrl name loopback/private hosts (tests).
     allow_private_urls: bool = False
     #: ``INFERQ_MODEL_REPOSITORY``: a Triton-layout model repository registered at start.
@@ -75,6 +80,8 @@ class IngestSettings:
             admin_token=env_opt(env, "INFERQ_ADMIN_TOKEN"),
             model_dir=Path(env_str(env, "INFERQ_MODEL_DIR", str(bus.data_dir / "models"))),
             results_cache=env_int(env, "INFERQ_RESULTS_CACHE", 200_000, minimum=1),
+            results_cache_bytes=env_int(env, "INFERQ_RESULTS_CACHE_BYTES", 256 * 1024 * 1024,
+                                        minimum=1024 * 1024),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             model_repository=_opt_path(env_opt(env, "INFERQ_MODEL_REPOSITORY")),
             model_repository_account=env_str(env, "INFERQ_MODEL_REPOSITORY_ACCOUNT",
