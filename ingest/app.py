@@ -71,6 +71,8 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
     results = ResultBook(bus, topics.results, capacity=settings.results_cache,
                          max_bytes=settings.results_cache_bytes,
                          max_waiters=settings.max_waiters)
+    lifecycle = LifecycleView(bus, topics.events, capacity=settings.results_cache)
+    results.on_forgotten = lifecycle.forget
     return IngestContext(
         settings=settings,
         bus=bus,
@@ -80,7 +82,7 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
         core=SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s),
         models=ModelStore(settings.model_dir),
         runners=RunnersView(bus, topics.runners, heartbeat_s=settings.runner_heartbeat_s),
-        lifecycle=LifecycleView(bus, topics.events, capacity=settings.results_cache),
+        lifecycle=lifecycle,
         files=FileStore(settings.files_dir),
     )
 

@@ -90,3 +90,8 @@ class LifecycleView:
 
     def get(self, subtask_id: str) -> Lifecycle | None:
         return self._subtasks.get(subtask_id)
+
+    def forget(self, subtask_id: str) -> None:
+        """Drop a subtask (its result left the result book: its lines must not outlive
+        it and show a finished subtask as running)."""
+        self._subtasks.pop(subtask_id, None)

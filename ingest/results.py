@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import msgspec
 
@@ -75,6 +76,11 @@ class ResultBook:
         self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
         #: Extra watchers that do not own the sync waiter (a cancel awaiting its result).
         self._watchers: dict[str, list[asyncio.Future[SubtaskResult]]] = {}
+        #: Called with a subtask id when its result enters the book / is forgotten, so
+        #: what other views keep of that subtask follows (the submit core's pending
+        #: entry; the lifecycle view's lines, which would otherwise say ``running``).
+        self.on_added: Callable[[str], None] | None = None
+        self.on_forgotten: Callable[[str], None] | None = None
         # On the request path: a synchronous call waits for this view, so it follows
         # with the short fetch wait, not in the background.
         self._follower = Follower(bus, [topic], self._apply, name="results",
@@ -107,6 +113,8 @@ class ResultBook:
         size = result_size(result)
         self._results[sid] = (result, size)
         self._bytes += size
+        if self.on_added is not None:
+            self.on_added(sid)
         fut = self._waiters.pop(sid, None)
         if fut is not None and not fut.done():
             fut.set_result(result)
@@ -117,8 +125,10 @@ class ResultBook:
         while len(self._results) > 1 and (
             len(self._results) > self._capacity or self._bytes > self._max_bytes
         ):
-            _, (_, old_size) = self._results.popitem(last=False)
+            old_sid, (_, old_size) = self._results.popitem(last=False)
             self._bytes -= old_size
+            if self.on_forgotten is not None:
+                self.on_forgotten(old_sid)
 
     def get(self, subtask_id: str) -> SubtaskResult | None:
         entry = self._results.get(subtask_id)

@@ -112,8 +112,9 @@ def routes(ctx: IngestContext) -> list[Route]:
         if webhook is not None:
             req = msgspec.structs.replace(req, webhook=webhook)
         timeout = ctx.settings.sync_timeout_s if body.wait else 0.0
-        await ctx.core.run(req, timeout, request.headers.get("traceparent"), metadata)
-        return versioned_response(request, task_dto(task_state(ctx, req.subtask_id, account)))
+        result = await ctx.core.run(req, timeout, request.headers.get("traceparent"), metadata)
+        return versioned_response(request,
+                                  task_dto(task_state(ctx, req.subtask_id, account, result)))
 
     async def get_task(request: Request) -> Response:
         st = task_state(ctx, request.path_params["id"], account_of(request))
@@ -150,8 +151,8 @@ def routes(ctx: IngestContext) -> list[Route]:
             raise Unavailable(f"the cancel could not be sent: {exc}") from exc
         # The runner holding it answers `cancelled` in moments; a request no runner has
         # taken yet is answered when one does (each remembers the cancel until then).
-        await ctx.results.watch(subtask_id, CANCEL_WAIT_S)
-        st = task_state(ctx, subtask_id, account)
+        result = await ctx.results.watch(subtask_id, CANCEL_WAIT_S)
+        st = task_state(ctx, subtask_id, account, result)
         return versioned_response(request, CancelDTO(id=subtask_id, status=st.status,
                                                      cancelled=True))
 

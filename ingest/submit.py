@@ -48,6 +48,10 @@ class SubmitCore:
         self._deadline_s = deadline_s
         # Subtasks submitted here and not yet finished, so GET can answer `pending`.
         self._pending: OrderedDict[str, Submitted] = OrderedDict()
+        # Once its result is in the book the book answers for it; past the book's bounds
+        # the subtask is then unknown here (404), as on every other replica, not
+        # ``pending`` for ever.
+        results.on_added = self._finished
         #: Called with the seconds from publish to result of every answered sync call
         #: (the end-to-end latency histogram).
         self.on_answered: Callable[[float], None] | None = None
@@ -129,6 +133,9 @@ class SubmitCore:
             raise Unavailable(f"the request could not be queued: {exc}") from exc
         log.debug("queued", extra={"subtask_id": req.subtask_id, "task_id": req.task_id})
 
+    def _finished(self, subtask_id: str) -> None:
+        self._pending.pop(subtask_id, None)
+
     def pending_account(self, subtask_id: str) -> str | None:
         """The account of a subtask submitted here and not yet seen finished."""
         pending = self._pending.get(subtask_id)
@@ -140,7 +147,6 @@ class SubmitCore:
         if result is not None:
             if result.account_id != account_id:
                 raise NotFound(f"subtask {subtask_id} not found")
-            self._pending.pop(subtask_id, None)
             return result
         pending = self._pending.get(subtask_id)
         if pending is None or pending.account_id != account_id:

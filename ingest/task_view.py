@@ -41,9 +41,11 @@ class TaskState:
     lifecycle: Lifecycle | None
 
 
-def task_state(ctx: IngestContext, subtask_id: str, account: str) -> TaskState:
-    """The subtask's state; NotFound if unknown here or another account's."""
-    result = ctx.results.get(subtask_id)
+def task_state(ctx: IngestContext, subtask_id: str, account: str,
+               result: SubtaskResult | None = None) -> TaskState:
+    """The subtask's state (``result``: its result, when the caller already holds it);
+    NotFound if unknown here or another account's."""
+    result = result or ctx.results.get(subtask_id)
     lc = ctx.lifecycle.get(subtask_id)
     if result is not None:
         owner = result.account_id

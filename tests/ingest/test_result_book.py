@@ -26,7 +26,7 @@ from schemas.messages import (
     Succeeded,
     encode,
 )
-from schemas.tasks_api import COMPLETED, FINAL_STATUSES
+from schemas.tasks_api import COMPLETED
 from schemas.tensors import decode_tensor, encode_array
 
 MIB = 1024 * 1024
@@ -123,7 +123,7 @@ async def test_oversized_result_reaches_its_waiter_and_watcher(bus: EmbeddedBus)
         await book.stop()
 
 
-async def test_forgotten_result_is_not_an_error_for_the_apis(bus: EmbeddedBus,
+async def test_a_forgotten_result_is_unknown_to_every_view(bus: EmbeddedBus,
                                                              tmp_path: Path) -> None:
     settings = IngestSettings(bus=BusSettings(topic_prefix="rb."), results_cache_bytes=MIB,
                               model_dir=tmp_path / "models", files_dir=tmp_path / "files")
@@ -146,19 +146,25 @@ async def test_forgotten_result_is_not_an_error_for_the_apis(bus: EmbeddedBus,
         # The tasks API's POST /run reads the book right after its waiter is answered.
         assert task_state(ctx, sid, "acme").status == COMPLETED
 
+        # The lifecycle view holds the subtask's `queued` line (run() published it).
+        for _ in range(200):
+            if ctx.lifecycle.get(sid) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert ctx.lifecycle.get(sid) is not None
+
         small = succeeded(16)
         await bus.publish(ctx.topics.results, small.subtask_id.encode(), encode(small))
         assert await ctx.results.watch(small.subtask_id, 5) == small
         assert ctx.results.get(sid) is None
-        # Forgotten: whatever either API says now, it is not the result and not a 500.
-        try:
-            assert ctx.core.lookup(sid, "acme") is None
-        except NotFound:
-            pass
-        try:
-            assert task_state(ctx, sid, "acme").status not in FINAL_STATUSES
-        except NotFound:
-            pass
+        # Forgotten, and with it what the other views kept: the subtask is unknown here
+        # now (404), as on a replica that never saw it — not `pending` for ever on the
+        # replica that took it, not `running` from its lifecycle lines.
+        assert ctx.lifecycle.get(sid) is None
+        with pytest.raises(NotFound):
+            ctx.core.lookup(sid, "acme")
+        with pytest.raises(NotFound):
+            task_state(ctx, sid, "acme")
     finally:
         await ctx.lifecycle.stop()
         await ctx.results.stop()
