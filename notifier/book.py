@@ -12,13 +12,27 @@ The final event is derived from the ``results`` record (its body is exactly the
 ``GET /api/inference/subtasks/{id}`` body). If the result arrives before ``queued`` or
 ``running`` was seen, those steps are derived from it too (times from its timings).
 
-Bounded: the oldest subtasks are forgotten past ``capacity``; a task keeps the ids of
-its newest ``_TASK_LOG`` events for resuming task streams.
+Bounded twice: the oldest subtasks (first seen first) are forgotten past ``capacity``
+subtasks or past ``max_bytes`` charged, each subtask being charged its events' ``data``
+(the final one carries the outputs: with large tensors this, not the count, bounds
+memory), its metadata and ``SUBTASK_OVERHEAD``. A forgotten subtask leaves its task's
+log too, or task streams would keep its outputs alive: a task keeps the ids of its
+newest ``_TASK_LOG`` events of subtasks still in the book, for resuming task streams.
+
+Forgetting only unlinks. A subtask stream holds the log it follows, so it still gets
+every event filled before, the final one included even when that event is what pushed
+the subtask out. The newest subtask is never forgotten for bytes, even one whose final
+event alone is past ``max_bytes``: a reader woken by its arrival (``arrived``) must
+still find it. It goes when a newer one arrives: the book holds at most ``max_bytes``,
+or that one subtask alone. As ever, a stream of a subtask forgotten before its
+final event does not get it (a later result starts a new log), and a task stream that
+had not caught up misses a forgotten subtask's events.
 """
 
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -30,6 +44,14 @@ from schemas.submit_api import submit_response
 
 QUEUED, RUNNING, FINAL = 1, 2, 3
 _TASK_LOG = 10_000
+#: Bytes a subtask holds besides its events' ``data`` and its metadata: the
+#: ``SubtaskLog`` with its slots dict, ``_Changed`` and positions list, its book entry,
+#: three ``StreamEvent`` objects with their ids and the headers of their strings, and
+#: their (position, event) entries in the task's log. Measured with tracemalloc over
+#: 20,000 subtasks fed as the tail feeds them (decoded records; queued, running and a
+#: small final event each; 100 to 2,000 subtasks a task): 1,670-1,740 bytes. A task's
+#: own ``TaskLog`` (about 0.9 KiB, bounded by the count of tasks) is not in here.
+SUBTASK_OVERHEAD = 1792
 _json = msgspec.json.Encoder()
 
 
@@ -84,6 +106,10 @@ class SubtaskLog:
     metadata: str = ""
     slots: dict[int, StreamEvent] = field(default_factory=dict)
     changed: _Changed = field(default_factory=_Changed)
+    #: What the book charges it (``SUBTASK_OVERHEAD``, metadata, events' ``data``).
+    charged: int = SUBTASK_OVERHEAD
+    #: Positions of its events in its task's log, to take them out when forgotten.
+    task_positions: list[int] = field(default_factory=list)
 
     def after(self, seq: int) -> list[StreamEvent]:
         return [self.slots[s] for s in sorted(self.slots) if s > seq]
@@ -102,6 +128,16 @@ class TaskLog:
     count: int = 0
     changed: _Changed = field(default_factory=_Changed)
 
+    def drop(self, subtask_id: str, positions: list[int]) -> None:
+        """Take out this subtask's events (those still in the log) at ``positions``."""
+        events = self.events
+        for pos in positions:
+            if not events or pos < events[0][0]:
+                continue  # already past the log's length
+            i = bisect_left(events, pos, key=lambda e: e[0])
+            if i < len(events) and events[i][0] == pos and events[i][1].subtask_id == subtask_id:
+                del events[i]  # the forgotten are the oldest: near the front, cheap
+
 
 def parse_event_id(raw: str | None) -> tuple[str, int] | None:
     if not raw:
@@ -111,11 +147,21 @@ def parse_event_id(raw: str | None) -> tuple[str, int] | None:
 
 
 class EventBook:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._held = 0
         self._subtasks: OrderedDict[str, SubtaskLog] = OrderedDict()
         self._tasks: OrderedDict[str, TaskLog] = OrderedDict()
         self.arrived = _Changed()
+
+    @property
+    def held_bytes(self) -> int:
+        """What the subtasks in the book are charged (what ``max_bytes`` bounds)."""
+        return self._held
+
+    def __len__(self) -> int:
+        return len(self._subtasks)
 
     def subtask(self, subtask_id: str) -> SubtaskLog | None:
         return self._subtasks.get(subtask_id)
@@ -132,19 +178,39 @@ class EventBook:
         log = self._subtasks.get(subtask_id)
         if log is None:
             log = self._subtasks[subtask_id] = SubtaskLog(subtask_id, task_id, account_id)
-            if len(self._subtasks) > self._capacity:
-                self._subtasks.popitem(last=False)
+            self._held += log.charged
             self.arrived.fire()
         return log
+
+    def _charge(self, log: SubtaskLog, size: int) -> None:
+        log.charged += size
+        self._held += size
+
+    def _trim(self) -> None:
+        """Forget the oldest subtasks past either bound; never the newest for bytes.
+
+        Called once an event or result is in, never between the fills it makes: the
+        log they fill is then still the book's (or was forgotten with all of them).
+        """
+        subtasks = self._subtasks
+        while len(subtasks) > self._capacity or (
+                self._held > self._max_bytes and len(subtasks) > 1):
+            _, old = subtasks.popitem(last=False)
+            self._held -= old.charged
+            task = self._tasks.get(old.task_id)
+            if task is not None and old.task_positions:
+                task.drop(old.subtask_id, old.task_positions)
 
     def _fill(self, log: SubtaskLog, event: StreamEvent) -> None:
         if event.seq in log.slots:
             return  # first wins: redelivered events and results change nothing
         log.slots[event.seq] = event
+        self._charge(log, len(event.data))
         log.changed.fire()
         if event.seq < max(log.slots):
             return  # late: task streams keep each subtask's ids monotonic, so skip it there
         task = self.task(log.task_id, log.account_id)
+        log.task_positions.append(task.count)
         task.events.append((task.count, event))
         task.count += 1
         task.changed.fire()
@@ -156,10 +222,13 @@ class EventBook:
         log = self._log(ev.subtask_id, ev.task_id, ev.account_id)
         if seq == QUEUED:  # the real step's time and metadata win over derived ones
             log.created_at_ms = ev.at_ms
-            log.metadata = log.metadata or ev.message
+            if not log.metadata:
+                log.metadata = ev.message
+                self._charge(log, len(ev.message))
         body = {"id": ev.subtask_id, "taskId": ev.task_id, "state": ev.kind, "atMs": ev.at_ms}
         self._fill(log, StreamEvent(ev.subtask_id, seq, ev.kind, _json.encode(body).decode(),
                                     ev.at_ms))
+        self._trim()
 
     def add_result(self, result: SubtaskResult) -> None:
         log = self._log(result.subtask_id, result.task_id, result.account_id)
@@ -183,3 +252,4 @@ class EventBook:
         data = _json.encode(submit_response(result.subtask_id, result)).decode()
         self._fill(log, StreamEvent(result.subtask_id, FINAL, final_state(result), data,
                                     result.finished_at_ms))
+        self._trim()

@@ -42,7 +42,7 @@ class Notifier:
         # Not in the background: webhook secrets, URLs disabled after a 410 and tasks for
         # streams are written by ingest (or by this notifier) just before results need them.
         self.registry = RegistryView(bus, self._topics.registry, background=False)
-        self.book = EventBook(settings.book_capacity)
+        self.book = EventBook(settings.book_capacity, settings.book_bytes)
         self.deliveries = DeliveryLog(settings.book_capacity)
         self.streams = Streams(settings, self.book, self.registry, self.deliveries)
         self._deliverer = Deliverer(settings, bus, self.registry, self.deliveries, metrics)

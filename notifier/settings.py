@@ -46,8 +46,15 @@ class NotifierSettings:
     webhook_timeout_s: float = 15.0
     #: ``INFERQ_WEBHOOK_MAX_IN_FLIGHT``: deliveries held at once; intake pauses beyond.
     webhook_max_in_flight: int = 1000
-    #: ``INFERQ_NOTIFIER_BOOK``: subtasks whose lifecycle is kept for streams (LRU).
+    #: ``INFERQ_NOTIFIER_BOOK``: subtasks whose lifecycle is kept for streams (the
+    #: oldest first seen are forgotten first); also the subtasks whose webhook attempts
+    #: are listed.
     book_capacity: int = 100_000
+    #: ``INFERQ_NOTIFIER_BOOK_BYTES``: bytes of stream events the book keeps (each
+    #: subtask's events' data, outputs included, and its metadata, plus 1.75 KiB);
+    #: the oldest subtasks are forgotten past it, never the newest. With large tensors
+    #: this, not the count, bounds memory: a 1 MiB float32 output is several MiB of JSON.
+    book_bytes: int = 256 * 1024 * 1024
     #: ``INFERQ_SSE_PING_S``: seconds between comment pings on an idle stream.
     sse_ping_s: float = 15.0
     #: ``INFERQ_SSE_UNKNOWN_WAIT_S``: how long a stream waits for a subtask not seen yet
@@ -77,6 +84,8 @@ class NotifierSettings:
             webhook_timeout_s=env_float(env, "INFERQ_WEBHOOK_TIMEOUT_S", 15.0, minimum=0.1),
             webhook_max_in_flight=env_int(env, "INFERQ_WEBHOOK_MAX_IN_FLIGHT", 1000, minimum=1),
             book_capacity=env_int(env, "INFERQ_NOTIFIER_BOOK", 100_000, minimum=1),
+            book_bytes=env_int(env, "INFERQ_NOTIFIER_BOOK_BYTES", 256 * 1024 * 1024,
+                               minimum=1024 * 1024),
             sse_ping_s=env_float(env, "INFERQ_SSE_PING_S", 15.0, minimum=0.1),
             sse_unknown_wait_s=env_float(env, "INFERQ_SSE_UNKNOWN_WAIT_S", 5.0),
             sse_max_streams=env_int(env, "INFERQ_SSE_MAX_STREAMS", 10_000, minimum=1),

@@ -1,0 +1,149 @@
+"""The notifier's event book, fed real bus messages: the count and byte bounds forget
+the oldest subtasks (in the book and in their task's log), never the newest for bytes,
+and a stream following a subtask still gets a final event that pushed it out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import numpy as np
+import numpy.typing as npt
+from sse_starlette import ServerSentEvent
+
+from bus.embedded import EmbeddedBus
+from bus.registry_view import RegistryView
+from notifier.book import SUBTASK_OVERHEAD, EventBook, SubtaskLog
+from notifier.deliveries import DeliveryLog
+from notifier.service import Notifier
+from notifier.settings import NotifierSettings
+from notifier.streams import Streams
+from schemas.bus_settings import BusSettings
+from schemas.messages import SubtaskEvent, Succeeded, Timings
+from schemas.tensors import encode_array
+
+MIB = 1024 * 1024
+ACCOUNT = "acct-book"
+TASK = "task-book"
+
+
+def floats(n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+    return np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+
+
+def queued(subtask_id: str) -> SubtaskEvent:
+    return SubtaskEvent(subtask_id=subtask_id, task_id=TASK, account_id=ACCOUNT, kind="queued",
+                        at_ms=1_000)
+
+
+def succeeded(subtask_id: str, output: npt.NDArray[np.float32]) -> Succeeded:
+    return Succeeded(subtask_id=subtask_id, task_id=TASK, account_id=ACCOUNT,
+                     finished_at_ms=2_000, runner_id="runner-1",
+                     timings=Timings(queued_ms=100.0, total_ms=300.0),
+                     outputs=(encode_array("y", output),))
+
+
+def task_subtasks(book: EventBook) -> list[str]:
+    """The subtasks of TASK's log, in order, once each."""
+    return list(dict.fromkeys(ev.subtask_id for _, ev in book.task(TASK, ACCOUNT).events))
+
+
+def streams_over(book: EventBook) -> Streams:
+    """The notifier's real SSE streams over ``book`` (nothing started: only its readers
+    are used here)."""
+    settings = NotifierSettings(sse_unknown_wait_s=5.0)
+    registry = RegistryView(EmbeddedBus(None), "book.registry", background=False)
+    return Streams(settings, book, registry, DeliveryLog(10))
+
+
+def test_the_byte_bound_forgets_the_oldest_subtasks_and_their_task_events() -> None:
+    book = EventBook(100_000, MIB)
+    logs: list[SubtaskLog] = []
+    for i in range(100):  # 1024 floats: ~20 KB of JSON in each final event
+        sid = f"s{i:03d}"
+        book.add_event(queued(sid))
+        book.add_result(succeeded(sid, floats(1024, seed=i)))
+        log = book.subtask(sid)
+        assert log is not None, "the newest subtask is never forgotten"
+        assert log.charged >= SUBTASK_OVERHEAD + len(log.slots[3].data) > 15_000
+        logs.append(log)
+    kept = [log for log in logs if book.subtask(log.subtask_id) is log]
+    assert 10 < len(kept) < 100
+    assert kept == logs[-len(kept):], "the oldest go first"
+    assert book.held_bytes == sum(log.charged for log in kept) <= MIB
+    assert book.held_bytes + logs[-len(kept) - 1].charged > MIB, "no more than needed"
+    assert len(book) == len(kept)
+    # The task's log holds only what the book holds: it would keep the outputs alive.
+    assert task_subtasks(book) == [log.subtask_id for log in kept]
+
+
+def test_the_count_bound_still_forgets_the_oldest() -> None:
+    book = EventBook(3, 256 * MIB)
+    for i in range(5):
+        book.add_event(queued(f"s{i}"))
+        book.add_result(succeeded(f"s{i}", floats(4, seed=i)))
+    assert [book.subtask(f"s{i}") is not None for i in range(5)] == [False, False, True, True,
+                                                                      True]
+    assert book.held_bytes == sum(log.charged for i in range(2, 5)
+                                  if (log := book.subtask(f"s{i}")) is not None)
+    assert task_subtasks(book) == ["s2", "s3", "s4"]
+
+
+def test_the_newest_subtask_stays_until_a_newer_one_comes_even_past_the_bound() -> None:
+    book = EventBook(100_000, MIB)
+    book.add_event(queued("small"))
+    book.add_result(succeeded("big", floats(300_000)))  # ~3 MiB of JSON on its own
+    assert book.subtask("small") is None
+    big = book.subtask("big")
+    assert big is not None and book.held_bytes == big.charged > MIB
+    book.add_event(queued("next"))
+    assert book.subtask("big") is None and book.subtask("next") is not None
+    assert book.held_bytes <= MIB
+    assert task_subtasks(book) == ["next"]
+
+
+async def collect(events: AsyncIterator[ServerSentEvent]) -> list[ServerSentEvent]:
+    return [ev async for ev in events]
+
+
+async def test_a_final_event_that_pushes_its_subtask_out_reaches_its_follower() -> None:
+    book = EventBook(100_000, MIB)
+    streams = streams_over(book)
+    book.add_event(queued("a"))
+    log = await streams._find("a", ACCOUNT)
+    assert log is not None
+    follower = asyncio.create_task(collect(streams._follow_subtask(log, 0)))
+    await asyncio.sleep(0)  # it sent `queued` and waits for the next step
+    output = floats(300_000, seed=7)
+    book.add_result(succeeded("a", output))
+    book.add_event(queued("b"))  # same tick: `a` is forgotten before the follower runs
+    assert book.subtask("a") is None and book.held_bytes <= MIB
+    events = await asyncio.wait_for(follower, 5)
+    assert [(e.event, e.id) for e in events] == [("queued", "a:1"), ("running", "a:2"),
+                                                 ("succeeded", "a:3")]
+    final = json.loads(str(events[-1].data))
+    assert final["state"] == "success" and final["data"]["y"] == output.tolist()
+
+
+async def test_a_reader_waiting_for_an_unseen_subtask_gets_its_large_final_event() -> None:
+    book = EventBook(100_000, MIB)
+    streams = streams_over(book)
+    finder = asyncio.create_task(streams._find("late", ACCOUNT))
+    await asyncio.sleep(0)  # it waits for the subtask to arrive
+    output = floats(300_000, seed=3)
+    book.add_result(succeeded("late", output))  # its result before any event, over the bound
+    log = await asyncio.wait_for(finder, 5)
+    assert log is not None
+    events = await asyncio.wait_for(collect(streams._follow_subtask(log, 0)), 5)
+    assert [e.event for e in events] == ["queued", "running", "succeeded"]
+    assert json.loads(str(events[-1].data))["data"]["y"] == output.tolist()
+
+
+def test_the_notifier_builds_its_book_with_the_byte_bound() -> None:
+    settings = NotifierSettings(bus=BusSettings(topic_prefix="book."), book_bytes=MIB)
+    book = Notifier(settings, EmbeddedBus(None)).book
+    for i in range(100):
+        book.add_result(succeeded(f"s{i}", floats(1024, seed=i)))
+    assert book.subtask("s0") is None and book.subtask("s99") is not None
+    assert book.held_bytes <= MIB
