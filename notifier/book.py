@@ -24,14 +24,17 @@ every event filled before, the final one included even when that event is what p
 the subtask out. The newest subtask is never forgotten for bytes, even one whose final
 event alone is past ``max_bytes``: a reader woken by its arrival (``arrived``) must
 still find it. It goes when a newer one arrives: the book holds at most ``max_bytes``,
-or that one subtask alone. As ever, a stream of a subtask forgotten before its
-final event does not get it (a later result starts a new log), and a task stream that
-had not caught up misses a forgotten subtask's events.
+or that one subtask alone. A subtask forgotten before its final event while a stream
+still follows it is relinked when its next event or result arrives (a weak reference
+keeps it only while a stream holds it), so its follower gets the final event rather than
+pings until it gives up. A task stream that had not caught up misses a forgotten
+subtask's events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -153,6 +156,12 @@ class EventBook:
         self._held = 0
         self._subtasks: OrderedDict[str, SubtaskLog] = OrderedDict()
         self._tasks: OrderedDict[str, TaskLog] = OrderedDict()
+        #: Forgotten before their final event, and still held by a stream following them:
+        #: relinked when that subtask shows up again, so the stream gets its final event
+        #: (otherwise it would wait with pings until the client gave up). Weak: costs
+        #: nothing once nobody follows them.
+        self._unlinked: weakref.WeakValueDictionary[str, SubtaskLog] = (
+            weakref.WeakValueDictionary())
         self.arrived = _Changed()
 
     @property
@@ -177,7 +186,10 @@ class EventBook:
     def _log(self, subtask_id: str, task_id: str, account_id: str) -> SubtaskLog:
         log = self._subtasks.get(subtask_id)
         if log is None:
-            log = self._subtasks[subtask_id] = SubtaskLog(subtask_id, task_id, account_id)
+            log = self._unlinked.pop(subtask_id, None)
+            if log is None:
+                log = SubtaskLog(subtask_id, task_id, account_id)
+            self._subtasks[subtask_id] = log
             self._held += log.charged
             self.arrived.fire()
         return log
@@ -197,6 +209,8 @@ class EventBook:
                 self._held > self._max_bytes and len(subtasks) > 1):
             _, old = subtasks.popitem(last=False)
             self._held -= old.charged
+            if not old.final:
+                self._unlinked[old.subtask_id] = old
             task = self._tasks.get(old.task_id)
             if task is not None and old.task_positions:
                 task.drop(old.subtask_id, old.task_positions)

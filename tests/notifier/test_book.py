@@ -126,6 +126,38 @@ async def test_a_final_event_that_pushes_its_subtask_out_reaches_its_follower() 
     assert final["state"] == "success" and final["data"]["y"] == output.tolist()
 
 
+async def test_a_followed_subtask_forgotten_before_its_final_event_still_gets_it() -> None:
+    book = EventBook(100_000, MIB)
+    streams = streams_over(book)
+    book.add_event(queued("slow"))
+    log = await streams._find("slow", ACCOUNT)
+    assert log is not None
+    follower = asyncio.create_task(collect(streams._follow_subtask(log, 0)))
+    await asyncio.sleep(0)  # it sent `queued` and waits for the next step
+    # Another model's large outputs push `slow` out while it is still running...
+    for i in range(3):
+        book.add_result(succeeded(f"big-{i}", floats(200_000, seed=i)))
+    assert book.subtask("slow") is None and not follower.done()
+    # ... and its result, when it comes, reaches the stream that follows it.
+    output = floats(8, seed=9)
+    book.add_result(succeeded("slow", output))
+    events = await asyncio.wait_for(follower, 5)
+    assert [(e.event, e.id) for e in events] == [("queued", "slow:1"), ("running", "slow:2"),
+                                                 ("succeeded", "slow:3")]
+    assert json.loads(str(events[-1].data))["data"]["y"] == output.tolist()
+    assert book.subtask("slow") is log  # relinked: later readers find it too
+    # Nobody follows a forgotten one: it is not kept alive, a new log starts.
+    book.add_event(queued("idle"))
+    for i in range(3):
+        book.add_result(succeeded(f"more-{i}", floats(200_000, seed=i)))
+    assert book.subtask("idle") is None
+    book.add_result(succeeded("idle", output))
+    idle = book.subtask("idle")
+    assert idle is not None
+    assert [e.kind for e in idle.after(0)] == ["queued", "running", "succeeded"]
+    assert idle.slots[1].at_ms == 1_700  # derived from the result, not the queued event's
+
+
 async def test_a_reader_waiting_for_an_unseen_subtask_gets_its_large_final_event() -> None:
     book = EventBook(100_000, MIB)
     streams = streams_over(book)
