@@ -106,6 +106,11 @@ def create_app(
     metrics = metrics or CollectorRegistry()
     Gauge("inferq_ingest_waiters", "synchronous calls waiting for a result",
           registry=metrics).set_function(lambda: ctx.results.waiting)
+    Gauge("inferq_ingest_results_held", "finished results the result book holds",
+          registry=metrics).set_function(lambda: ctx.results.held)
+    Gauge("inferq_ingest_results_bytes", "what the result book charges them "
+          "(INFERQ_RESULTS_CACHE_BYTES bounds it)",
+          registry=metrics).set_function(lambda: ctx.results.held_bytes)
     ctx.core.on_answered = Histogram(
         "inferq_ingest_end_to_end_seconds", "from publishing a request to its result (sync calls)",
         registry=metrics, buckets=LATENCY_BUCKETS).observe

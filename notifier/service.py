@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.routing import Route
 
 from bus.base import Bus, Tail
@@ -43,6 +43,11 @@ class Notifier:
         # streams are written by ingest (or by this notifier) just before results need them.
         self.registry = RegistryView(bus, self._topics.registry, background=False)
         self.book = EventBook(settings.book_capacity, settings.book_bytes)
+        Gauge("inferq_notifier_book_subtasks", "subtasks the event book holds",
+              registry=metrics).set_function(lambda: len(self.book))
+        Gauge("inferq_notifier_book_bytes", "what the event book charges them "
+              "(INFERQ_NOTIFIER_BOOK_BYTES bounds it)",
+              registry=metrics).set_function(lambda: self.book.held_bytes)
         self.deliveries = DeliveryLog(settings.book_capacity)
         self.streams = Streams(settings, self.book, self.registry, self.deliveries)
         self._deliverer = Deliverer(settings, bus, self.registry, self.deliveries, metrics)

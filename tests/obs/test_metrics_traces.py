@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.results import ENTRY_OVERHEAD_BYTES
+from notifier.book import SUBTASK_OVERHEAD
 from obs.tracing import new_traceparent, parse_traceparent
 from tests import onnx_models
 from tests.harness import Stack, running_stack
@@ -87,6 +89,10 @@ async def test_metrics_and_trace_ids(stack: Stack, caplog: pytest.LogCaptureFixt
     assert value(m, "inferq_runner_queue_depth") == 0
     assert value(m, "inferq_runner_consumer_lag") == 0
     assert value(m, "inferq_ingest_waiters") == 0
+    # The result book holds the four results (the 404 made none), each charged its
+    # output bytes plus the per-entry overhead.
+    assert value(m, "inferq_ingest_results_held") == 4
+    assert value(m, "inferq_ingest_results_bytes") == 4 * (ENTRY_OVERHEAD_BYTES + 4 * 4)
 
     # The runner logs the traced subtask with its trace id; the others carry their own.
     runner_lines = trace_records(caplog, "runner.service", ids[0])
@@ -100,9 +106,17 @@ async def test_metrics_and_trace_ids(stack: Stack, caplog: pytest.LogCaptureFixt
                   for r in trace_records(caplog, "notifier.service", ids[0])):
         assert time.monotonic() < deadline, "the notifier never logged the traced subtask"
         await asyncio.sleep(0.05)
-    # The notifier's count of records reaches the /metrics of the same process.
-    m = samples((await stack.client.get(f"{stack.base_url}/metrics")).text)
+    # The notifier's metrics reach the /metrics of the same process: its book holds the
+    # four subtasks once it has read all their results (poll, bounded).
+    while True:
+        m = samples((await stack.client.get(f"{stack.base_url}/metrics")).text)
+        if value(m, "inferq_notifier_book_subtasks") == 4:
+            break
+        assert time.monotonic() < deadline, m
+        await asyncio.sleep(0.05)
     assert value(m, "inferq_notifier_records_total", topic="results") >= 4
+    # Each charged the overhead plus its three events' JSON, the final one with outputs.
+    assert value(m, "inferq_notifier_book_bytes") > 4 * (SUBTASK_OVERHEAD + 100)
 
 
 def test_traceparent_parsing() -> None:
