@@ -13,7 +13,7 @@ outgrows ``rewrite_bytes``, so the file holds what is kept (plus framing) and at
 in the file is kept beside it, 12 bytes a record), not re-encoding them; with a running
 loop the copying is done by a worker thread, and what is appended meanwhile follows it
 (trims wait until the swap), so the loop never stalls for a whole rewrite (200,000
-records of ~0.5 KiB: a 0.74 s stall before, under 0.14 s of loop lag now). Until the swap
+records of ~0.5 KiB: a 0.74 s stall before, 0.08–0.15 s of loop lag now). Until the swap
 the old file stays the log; ``close`` waits for a running copy and drops it. Offsets
 keep counting past dropped records; a read from a dropped position starts at the oldest
 record kept.
@@ -33,6 +33,7 @@ import logging
 import os
 import struct
 from array import array
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -75,19 +76,17 @@ class PartitionLog:
         self._file: BinaryIO | None = None
         self._written = 0
         # Where each record's frame starts in the file and how long it is, beside
-        # ``records`` (12 bytes a record, only with a file): a rewrite copies the kept
-        # frames' bytes in runs instead of encoding every record again (200,000 records
-        # of ~0.5 KiB: ~0.55 s of event-loop time per rewrite before, a file copy now).
+        # ``records`` (only with a file), so that a rewrite copies frames, not records.
         self._starts = array("q")
         self._lengths = array("I")
         self._file_end = 0
-        #: A rewrite copying in a worker thread (with a running loop), and where the old
-        #: file ended when it began; trims wait for it, so its snapshot stays valid.
+        #: The copy a rewrite is waiting for (with a running loop); trims wait for the
+        #: rewrite, so its snapshot of the kept frames stays valid.
         self._rewriting: Future[Any] | None = None
         self._rewrite_from = 0  # where the old file ended when the rewrite began
         self._copied_to = 0  # how far the old file has been copied
         self._tmp_at_rewrite_from = 0  # where that point lies in the new file
-        self._new_starts: array[int] = array("q")
+        self._new_starts: array[int] = array("q")  # the snapshot's frames in the new file
         self._flush_queued = False
         self._rewrite_bytes = rewrite_bytes
         if path is not None:
@@ -145,9 +144,9 @@ class PartitionLog:
             self._file.close()
             self._file = None
         tmp = self._path.with_suffix(".tmp")
-        self._starts = _copy_frames(self._path, tmp, self._starts, self._lengths)
+        self._starts, self._file_end = _copy_frames(self._path, tmp, self._starts,
+                                                    self._lengths)
         os.replace(tmp, self._path)
-        self._file_end = (self._starts[-1] + self._lengths[-1]) if self._starts else 0
         self._file = open(self._path, "ab")  # noqa: SIM115 - owned until close()
         self._written = 0
 
@@ -184,9 +183,7 @@ class PartitionLog:
         return record
 
     def _start_rewrite(self) -> None:
-        """Rewrite in a worker thread when a loop runs (the copy is file I/O: a rewrite
-        of 200,000 records, ~120 MB, took ~0.5 s, which on the loop stalled every
-        request), else at once."""
+        """With a running loop, rewrite through the worker thread, then swap; else now."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -198,47 +195,51 @@ class PartitionLog:
         self._rewrite_from = self._copied_to = self._file_end
         fut = _REWRITER.submit(_copy_frames, self._path, self._path.with_suffix(".tmp"),
                                array("q", self._starts), array("I", self._lengths))
-        self._watch(fut, loop)
+        self._watch(fut, self._frames_copied, loop)
 
-    def _watch(self, fut: Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+    def _watch(self, fut: Future[Any], then: Callable[[Any], None],
+               loop: asyncio.AbstractEventLoop) -> None:
+        """Run ``then`` with ``fut``'s result on the loop, unless ``close`` came first."""
         self._rewriting = fut
-        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(self._rewrite_step, f))
 
-    def _rewrite_step(self, fut: Future[Any]) -> None:
-        """A copy finished: copy what was appended meanwhile (in the worker again while
-        that is more than ``_TAIL_ON_LOOP``), then swap the files."""
-        if self._rewriting is not fut:
-            return  # closed meanwhile: ``close`` dropped the copy
-        self._rewriting = None
+        def step(done: Future[Any]) -> None:
+            if self._rewriting is not done:
+                return  # closed meanwhile: ``close`` dropped the copy
+            self._rewriting = None
+            try:
+                then(done.result())
+            except OSError as exc:
+                log.error("rewriting %s failed, the old file stays: %s", self._path, exc)
+                assert self._path is not None
+                self._path.with_suffix(".tmp").unlink(missing_ok=True)
+                self._written = 0  # try again once as much more is appended
+
+        fut.add_done_callback(lambda done: loop.call_soon_threadsafe(step, done))
+
+    def _frames_copied(self, copied: tuple[array[int], int]) -> None:
+        self._new_starts, self._tmp_at_rewrite_from = copied
+        self._copy_tail(None)
+
+    def _copy_tail(self, _: None) -> None:
+        """Copy what was appended since the last copy began: in the worker again while
+        that is more than ``_TAIL_ON_LOOP``, else here, and swap the files."""
         assert self._path is not None and self._file is not None
         tmp = self._path.with_suffix(".tmp")
-        try:
-            result = fut.result()
-            if isinstance(result, array):  # the first step: the kept frames' new starts
-                self._new_starts = result
-                n = len(result)
-                self._tmp_at_rewrite_from = result[-1] + self._lengths[n - 1] if n else 0
-            self._file.flush()
-            tail = self._file_end - self._copied_to
-            if tail > _TAIL_ON_LOOP:
-                fut = _REWRITER.submit(_copy_range, self._path, tmp, self._copied_to, tail)
-                self._copied_to = self._file_end
-                self._watch(fut, asyncio.get_running_loop())
-                return
-            _copy_range(self._path, tmp, self._copied_to, tail)
-            os.replace(tmp, self._path)
-        except OSError as exc:
-            log.error("rewriting %s failed, the old file stays: %s", self._path, exc)
-            tmp.unlink(missing_ok=True)
-            self._written = 0  # try again once as much more is appended
+        self._file.flush()
+        tail = self._file_end - self._copied_to
+        if tail > _TAIL_ON_LOOP:
+            fut = _REWRITER.submit(_copy_range, self._path, tmp, self._copied_to, tail)
+            self._copied_to = self._file_end
+            self._watch(fut, self._copy_tail, asyncio.get_running_loop())
             return
-        new_starts = self._new_starts
+        _copy_range(self._path, tmp, self._copied_to, tail)
+        os.replace(tmp, self._path)
+        new_starts, self._new_starts = self._new_starts, array("q")
         shift = self._tmp_at_rewrite_from - self._rewrite_from
         new_starts.extend(start + shift for start in self._starts[len(new_starts):])
         old = self._file
         self._file = open(self._path, "ab")  # noqa: SIM115 - owned until close()
         self._starts = new_starts
-        self._new_starts = array("q")
         self._file_end += shift
         self._written = self._file_end - self._tmp_at_rewrite_from
         # Closing the old file frees its blocks: slow for a large file, so not here.
@@ -280,14 +281,16 @@ class PartitionLog:
             self._file = None
 
 
-def _copy_frames(path: Path, tmp: Path, starts: array[int], lengths: array[int]) -> array[int]:
+def _copy_frames(path: Path, tmp: Path, starts: array[int], lengths: array[int]
+                 ) -> tuple[array[int], int]:
     """Copy the frames at ``starts``/``lengths`` of ``path`` into a new ``tmp``, runs of
-    frames that lie back to back as one piece of bytes; their starts in ``tmp``."""
+    frames that lie back to back as one piece of bytes: their starts in ``tmp``, and its
+    length."""
     new_starts: array[int] = array("q")
     out = 0
     with open(tmp, "wb") as dst:
         if not starts:
-            return new_starts
+            return new_starts, out
         with open(path, "rb") as src:
             i, n = 0, len(starts)
             while i < n:
@@ -301,7 +304,7 @@ def _copy_frames(path: Path, tmp: Path, starts: array[int], lengths: array[int])
                     new_starts.append(out)
                     out += lengths[k]
                 i = j + 1
-    return new_starts
+    return new_starts, out
 
 
 def _copy_range(path: Path, tmp: Path, start: int, size: int) -> None:

@@ -71,7 +71,10 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
     results = ResultBook(bus, topics.results, capacity=settings.results_cache,
                          max_bytes=settings.results_cache_bytes,
                          max_waiters=settings.max_waiters)
+    core = SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s)
     lifecycle = LifecycleView(bus, topics.events, capacity=settings.results_cache)
+    # What the other views keep of a subtask follows its result in and out of the book.
+    results.on_added = core.finished
     results.on_forgotten = lifecycle.forget
     return IngestContext(
         settings=settings,
@@ -79,7 +82,7 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
         topics=topics,
         registry=RegistryView(bus, topics.registry),
         results=results,
-        core=SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s),
+        core=core,
         models=ModelStore(settings.model_dir),
         runners=RunnersView(bus, topics.runners, heartbeat_s=settings.runner_heartbeat_s),
         lifecycle=lifecycle,

@@ -63,7 +63,7 @@ class ResultBook:
         *,
         capacity: int,
         max_waiters: int,
-        max_bytes: int = 256 * 1024 * 1024,  # INFERQ_RESULTS_CACHE_BYTES's default
+        max_bytes: int,
     ) -> None:
         self._bus = bus
         self._topic = topic
@@ -76,9 +76,7 @@ class ResultBook:
         self._waiters: dict[str, asyncio.Future[SubtaskResult]] = {}
         #: Extra watchers that do not own the sync waiter (a cancel awaiting its result).
         self._watchers: dict[str, list[asyncio.Future[SubtaskResult]]] = {}
-        #: Called with a subtask id when its result enters the book / is forgotten, so
-        #: what other views keep of that subtask follows (the submit core's pending
-        #: entry; the lifecycle view's lines, which would otherwise say ``running``).
+        #: Called with a subtask id when its result enters the book / is forgotten.
         self.on_added: Callable[[str], None] | None = None
         self.on_forgotten: Callable[[str], None] | None = None
         # On the request path: a synchronous call waits for this view, so it follows

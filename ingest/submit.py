@@ -48,10 +48,6 @@ class SubmitCore:
         self._deadline_s = deadline_s
         # Subtasks submitted here and not yet finished, so GET can answer `pending`.
         self._pending: OrderedDict[str, Submitted] = OrderedDict()
-        # Once its result is in the book the book answers for it; past the book's bounds
-        # the subtask is then unknown here (404), as on every other replica, not
-        # ``pending`` for ever.
-        results.on_added = self._finished
         #: Called with the seconds from publish to result of every answered sync call
         #: (the end-to-end latency histogram).
         self.on_answered: Callable[[float], None] | None = None
@@ -133,7 +129,9 @@ class SubmitCore:
             raise Unavailable(f"the request could not be queued: {exc}") from exc
         log.debug("queued", extra={"subtask_id": req.subtask_id, "task_id": req.task_id})
 
-    def _finished(self, subtask_id: str) -> None:
+    def finished(self, subtask_id: str) -> None:
+        """Its result is in the book, which answers for it from now on (and once the book
+        forgets it, it is unknown here, as on every other replica, not ``pending``)."""
         self._pending.pop(subtask_id, None)
 
     def pending_account(self, subtask_id: str) -> str | None:

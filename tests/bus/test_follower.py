@@ -37,7 +37,7 @@ async def test_only_results_and_lifecycle_lines_follow_with_the_short_wait(tmp_p
     bus = RecordingBus(tmp_path)
     await bus.start()
     views = [
-        ResultBook(bus, "results", capacity=10, max_waiters=10),
+        ResultBook(bus, "results", capacity=10, max_waiters=10, max_bytes=1 << 20),
         RegistryView(bus, "registry"),
         LifecycleView(bus, "events", capacity=10),
         RunnersView(bus, "runners", heartbeat_s=5),
