@@ -107,14 +107,22 @@ async def collect(events: AsyncIterator[ServerSentEvent]) -> list[ServerSentEven
     return [ev async for ev in events]
 
 
-async def test_a_final_event_that_pushes_its_subtask_out_reaches_its_follower() -> None:
-    book = EventBook(100_000, MIB)
+async def follow(book: EventBook, subtask_id: str
+                 ) -> tuple[SubtaskLog, asyncio.Task[list[ServerSentEvent]]]:
+    """A queued subtask and the real SSE stream following it, which has sent `queued`
+    and waits for the next step."""
     streams = streams_over(book)
-    book.add_event(queued("a"))
-    log = await streams._find("a", ACCOUNT)
+    book.add_event(queued(subtask_id))
+    log = await streams._find(subtask_id, ACCOUNT)
     assert log is not None
     follower = asyncio.create_task(collect(streams._follow_subtask(log, 0)))
-    await asyncio.sleep(0)  # it sent `queued` and waits for the next step
+    await asyncio.sleep(0)
+    return log, follower
+
+
+async def test_a_final_event_that_pushes_its_subtask_out_reaches_its_follower() -> None:
+    book = EventBook(100_000, MIB)
+    _, follower = await follow(book, "a")
     output = floats(300_000, seed=7)
     book.add_result(succeeded("a", output))
     book.add_event(queued("b"))  # same tick: `a` is forgotten before the follower runs
@@ -128,12 +136,7 @@ async def test_a_final_event_that_pushes_its_subtask_out_reaches_its_follower() 
 
 async def test_a_followed_subtask_forgotten_before_its_final_event_still_gets_it() -> None:
     book = EventBook(100_000, MIB)
-    streams = streams_over(book)
-    book.add_event(queued("slow"))
-    log = await streams._find("slow", ACCOUNT)
-    assert log is not None
-    follower = asyncio.create_task(collect(streams._follow_subtask(log, 0)))
-    await asyncio.sleep(0)  # it sent `queued` and waits for the next step
+    log, follower = await follow(book, "slow")
     # Another model's large outputs push `slow` out while it is still running...
     for i in range(3):
         book.add_result(succeeded(f"big-{i}", floats(200_000, seed=i)))

@@ -25,29 +25,3 @@ def test_a_bad_background_fetch_wait_is_refused_by_name(value: str, says: str) -
         BusSettings.from_env({"INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS": value})
     assert "INFERQ_KAFKA_BACKGROUND_FETCH_WAIT_MS" in str(err.value)
 
-
-def test_the_embedded_retention_defaults_to_200k_records_and_is_read_from_env() -> None:
-    assert BusSettings.from_env({}).embedded_max_records == 200_000
-    env = {"INFERQ_EMBEDDED_MAX_RECORDS": "50000"}
-    assert BusSettings.from_env(env).embedded_max_records == 50_000
-    with pytest.raises(SettingError, match="INFERQ_EMBEDDED_MAX_RECORDS=999 must be at least"):
-        BusSettings.from_env({"INFERQ_EMBEDDED_MAX_RECORDS": "999"})
-
-
-def test_the_embedded_byte_bound_defaults_to_256_mib_and_is_read_from_env() -> None:
-    assert BusSettings.from_env({}).embedded_max_bytes == 256 * 1024 * 1024
-    env = {"INFERQ_EMBEDDED_MAX_BYTES": str(64 * 1024 * 1024)}
-    assert BusSettings.from_env(env).embedded_max_bytes == 64 * 1024 * 1024
-    env = {"INFERQ_EMBEDDED_MAX_BYTES": str(1024 * 1024)}  # the smallest allowed
-    assert BusSettings.from_env(env).embedded_max_bytes == 1024 * 1024
-
-
-@pytest.mark.parametrize(("value", "says"), [
-    ("1048575", "=1048575 must be at least 1048576"),
-    ("0", "=0 must be at least 1048576"),
-    ("256MiB", "='256MiB' is not an integer"),
-])
-def test_a_bad_embedded_byte_bound_is_refused_by_name(value: str, says: str) -> None:
-    with pytest.raises(SettingError, match=says) as err:
-        BusSettings.from_env({"INFERQ_EMBEDDED_MAX_BYTES": value})
-    assert "INFERQ_EMBEDDED_MAX_BYTES" in str(err.value)
