@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from bus.base import Bus, BusError
 from bus.topics import TopicNames
 from ingest.errors import NotFound, Unavailable
 from ingest.results import ResultBook
+from obs.random_ids import uuid4
 from obs.tracing import new_traceparent, parse_traceparent
 from schemas.messages import (
     SCHEMA_VERSION,
@@ -87,7 +87,7 @@ class SubmitCore:
         now = int(time.time() * 1000)
         max_batch_size, max_queue_delay_ms = batching_limits(task, model)
         return InferenceRequest(
-            subtask_id=str(uuid.uuid4()),
+            subtask_id=uuid4(),
             task_id=task.id,
             account_id=account_id,
             model=ModelRef(name=model.name, version=model.version, uri=model.uri,

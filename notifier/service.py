@@ -38,7 +38,8 @@ class Notifier:
         self._topics = TopicNames(settings.bus.topic_prefix)
         self._seen = Counter("inferq_notifier_records", "records seen by topic", ["topic"],
                              registry=metrics)
-        self._seen_by_role: dict[str, Counter] = {}  # two topics: events, results
+        self._seen_events = self._seen.labels("events")
+        self._seen_results = self._seen.labels("results")
         # Not in the background: webhook secrets, URLs disabled after a 410 and tasks for
         # streams are written by ingest (or by this notifier) just before results need them.
         self.registry = RegistryView(bus, self._topics.registry, background=False)
@@ -90,23 +91,29 @@ class Notifier:
             if self._tail.caught_up():
                 self.caught_up.set()
             debug = log.isEnabledFor(logging.DEBUG)
-            for rec in await self._tail.fetch(1000, 0.5):
-                role = rec.topic.removeprefix(self._topics.prefix)
-                seen = self._seen_by_role.get(role)
-                if seen is None:
-                    seen = self._seen_by_role[role] = self._seen.labels(role)
-                seen.inc()
+            events_topic = self._topics.events
+            records = await self._tail.fetch(1000, 0.5)
+            events = 0
+            for rec in records:
+                is_event = rec.topic == events_topic
+                events += is_event
                 if debug:  # building the fields costs more than the rest of this loop
+                    role = "events" if is_event else "results"
                     log.debug("%s record", role, extra={
                         "subtask_id": (rec.key or b"").decode("utf-8", "replace"),
                         "topic": role, **log_fields(rec.header("traceparent"))})
                 if rec.value is None:
                     continue
                 try:
-                    if rec.topic == self._topics.events:
+                    if is_event:
                         self.book.add_event(event_decoder.decode(rec.value))
                     else:
                         self.book.add_result(result_decoder.decode(rec.value))
                 except msgspec.DecodeError as exc:
-                    log.error("skipping undecodable %s record at offset %d: %s", role,
-                              rec.offset, exc)
+                    log.error("skipping undecodable %s record at offset %d: %s",
+                              "event" if is_event else "result", rec.offset, exc)
+            if records:  # counted once a fetch, not once a record
+                if events:
+                    self._seen_events.inc(events)
+                if len(records) > events:
+                    self._seen_results.inc(len(records) - events)

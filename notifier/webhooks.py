@@ -75,6 +75,26 @@ class ScheduleWait:
         return min(wait, self._cap)
 
 
+class _WebhookOnly(msgspec.Struct, frozen=True):
+    """A result's webhook and nothing else: decoding skips the rest (outputs included)."""
+
+    webhook: WebhookTarget | None = None
+
+
+_webhook_only = msgspec.msgpack.Decoder(_WebhookOnly)
+
+
+def _may_have_webhook(rec: Record) -> bool:
+    """False only for a result that surely has no webhook (undecodable ones go on to
+    ``_handle``, which owns what to do with them)."""
+    if rec.value is None:
+        return False
+    try:
+        return _webhook_only.decode(rec.value).webhook is not None
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True
+
+
 class Deliverer:
     def __init__(self, settings: NotifierSettings, bus: Bus, registry: RegistryView,
                  attempts: DeliveryLog, metrics: CollectorRegistry) -> None:
@@ -130,7 +150,13 @@ class Deliverer:
                     paused = False
                 records = await consumer.fetch(min(free, 500), 0.5)
             for rec in records:
-                self._commits.started((rec.topic, rec.partition), rec.offset)
+                tp = (rec.topic, rec.partition)
+                self._commits.started(tp, rec.offset)
+                if not _may_have_webhook(rec):
+                    # Most results have no webhook: passed over here, with no task and
+                    # no decode of their outputs.
+                    self._commits.finished(tp, rec.offset)
+                    continue
                 task = asyncio.create_task(self._handle(rec))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

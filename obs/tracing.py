@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 from collections.abc import Mapping
 
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from obs.random_ids import traceparent
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ _propagator = TraceContextTextMapPropagator()
 
 def new_traceparent() -> str:
     """A fresh, sampled W3C traceparent."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return traceparent()
 
 
 def parse_traceparent(value: str | bytes | None) -> tuple[str, str] | None:

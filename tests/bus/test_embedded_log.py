@@ -27,6 +27,26 @@ def test_log_persists_and_compacts_on_reload(tmp_path: Path) -> None:
     again.close()
 
 
+def test_reads_land_on_the_first_record_at_or_past_the_position_across_gaps(
+    tmp_path: Path,
+) -> None:
+    # Compaction leaves gaps before the contiguous tail of later appends: a read from
+    # any position, in a gap or not, starts at the first record at or past it.
+    log = PartitionLog("t", tmp_path / "t.log", compact=True, max_records=100)
+    for i in range(6):
+        log.append(b"k%d" % (i % 2), b"%d" % i, (), 0)  # offsets 0..5, keys alternate
+    log.close()
+    again = PartitionLog("t", tmp_path / "t.log", compact=True, max_records=100)
+    for i in range(6, 9):
+        again.append(b"n%d" % i, b"%d" % i, (), 0)
+    held = [r.offset for r in again.records]
+    assert held == [4, 5, 6, 7, 8]
+    for position in range(10):
+        want = [o for o in held if o >= position][:3]
+        assert [r.offset for r in again.read(position, 3)] == want, position
+    again.close()
+
+
 def test_torn_last_frame_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "t.log"
     log = PartitionLog("t", path, compact=False, max_records=100)
@@ -202,3 +222,26 @@ async def test_closing_during_a_rewrite_keeps_the_old_file_whole(tmp_path: Path)
     assert newest[str((i - 1) % 700).encode()] == str(i - 1).encode() * 50
     assert len(again.records) == 701  # compacted on load: the newest of each key
     again.close()
+
+
+async def test_a_waiting_tail_wakes_on_a_publish_times_out_and_cancels_cleanly() -> None:
+    bus = EmbeddedBus(None)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("t", 1, compact=False)])
+    tail = bus.tail(["t"], from_beginning=False)
+    await tail.start()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await tail.fetch(10, 0.05) == []  # nothing came: back after the timeout
+    assert 0.04 <= loop.time() - t0 < 1.0
+    waiting = asyncio.create_task(tail.fetch(10, 30))
+    await asyncio.sleep(0.01)
+    bus.publish_soon("t", b"k", b"v")
+    assert [r.value for r in await asyncio.wait_for(waiting, 1)] == [b"v"]
+    parked = asyncio.create_task(tail.fetch(10, 30))
+    await asyncio.sleep(0.01)
+    parked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await parked
+    assert not any(bus._waiters.values())  # nothing left behind for a publish to wake
+    await bus.stop()
