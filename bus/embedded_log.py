@@ -8,9 +8,14 @@ to the bounds once it exceeds one by a tenth, so appends stay O(1) amortised; on
 the bounds are exact, applied after compacted topics keep the newest record of each key
 (tombstones remove the key). The
 file is rewritten from what is kept on load and again whenever what was appended since
-outgrows ``rewrite_bytes``, so the file holds what is kept (plus framing) and at most
-``rewrite_bytes`` more. A rewrite copies the kept frames' bytes (each record's place
-in the file is kept beside it, 12 bytes a record), not re-encoding them; with a running
+outgrows both ``rewrite_bytes`` and what is kept, so the file holds what is kept (plus
+framing) and at most as much again, or ``rewrite_bytes``, more: a topic bounded by
+``max_bytes`` takes at most twice that on disk. Waiting for as much as is kept bounds
+the copying: each byte appended is copied about once more, however much a topic keeps
+(with a fixed 64 MiB, a topic holding 256 MiB of large tensors copied 4 bytes for each
+byte appended, a worker thread busy beside the model). A rewrite copies the kept
+frames' bytes (each record's place in the file is kept beside it, 12 bytes a record),
+not re-encoding them; with a running
 loop the copying is done by a worker thread, and what is appended meanwhile follows it
 (trims wait until the swap), so the loop never stalls for a whole rewrite (200,000
 records of ~0.5 KiB: a 0.74 s stall before, 0.08–0.15 s of loop lag now). Until the swap
@@ -177,7 +182,7 @@ class PartitionLog:
             or self.held_bytes > self.max_bytes + self.max_bytes // 10
         ):
             self._trim()
-        if self._written > self._rewrite_bytes:
+        if self._written > self._rewrite_bytes and self._written > self.held_bytes:
             self._trim()
             self._start_rewrite()
         return record

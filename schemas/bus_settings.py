@@ -44,10 +44,10 @@ class BusSettings:
     #: small tensors; what is past it is gone, as past a Kafka topic's retention.
     embedded_max_records: int = 200_000
     #: ``INFERQ_EMBEDDED_MAX_BYTES``: bytes of keys, values and headers the embedded bus
-    #: keeps of each topic (in memory, and on disk besides framing and up to 64 MiB
-    #: appended between rewrites); the oldest records go first, but never a topic's
-    #: newest. With large tensors this, not the record count, bounds memory: 200,000
-    #: results of 1 MiB each would be 200 GiB.
+    #: keeps of each topic (in memory; on disk besides framing and what was appended
+    #: since the last rewrite, at most as much again or 64 MiB); the oldest records go
+    #: first, but never a topic's newest. With large tensors this, not the record
+    #: count, bounds memory: 200,000 results of 1 MiB each would be 200 GiB.
     embedded_max_bytes: int = 256 * 1024 * 1024
 
     @classmethod
