@@ -38,6 +38,7 @@ import weakref
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -46,7 +47,11 @@ from schemas.state import final_state
 from schemas.submit_api import submit_response
 
 QUEUED, RUNNING, FINAL = 1, 2, 3
+#: The events streamed as they come (the final one is derived from the result).
+_STREAMED = {"queued": QUEUED, "running": RUNNING}
 _TASK_LOG = 10_000
+#: How many of a task log's oldest entries are looked through before bisecting it.
+_NEAR_FRONT = 8
 #: Bytes a subtask holds besides its events' ``data`` and its metadata: the
 #: ``SubtaskLog`` with its slots dict, ``_Changed`` and positions list, its book entry,
 #: three ``StreamEvent`` objects with their ids and the headers of their strings, and
@@ -58,8 +63,10 @@ SUBTASK_OVERHEAD = 1792
 _json = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
+class StreamEvent(NamedTuple):
+    """One SSE event (a tuple: three are made per subtask, and a frozen dataclass's
+    ``__init__`` cost more than the rest of filling the book)."""
+
     subtask_id: str
     seq: int
     kind: str
@@ -98,21 +105,26 @@ class _Changed:
             self._event = None
 
 
-@dataclass
 class SubtaskLog:
-    subtask_id: str
-    task_id: str
-    account_id: str
-    #: The queued event's time (else derived from the result) and the metadata JSON a
-    #: ``POST /run`` put on it: what the tasks-API view of each event needs.
-    created_at_ms: int = 0
-    metadata: str = ""
-    slots: dict[int, StreamEvent] = field(default_factory=dict)
-    changed: _Changed = field(default_factory=_Changed)
-    #: What the book charges it (``SUBTASK_OVERHEAD``, metadata, events' ``data``).
-    charged: int = SUBTASK_OVERHEAD
-    #: Positions of its events in its task's log, to take them out when forgotten.
-    task_positions: list[int] = field(default_factory=list)
+    __slots__ = ("subtask_id", "task_id", "account_id", "created_at_ms", "metadata",
+                 "slots", "top", "changed", "charged", "task_positions", "__weakref__")
+
+    def __init__(self, subtask_id: str, task_id: str, account_id: str) -> None:
+        self.subtask_id = subtask_id
+        self.task_id = task_id
+        self.account_id = account_id
+        #: The queued event's time (else derived from the result) and the metadata JSON
+        #: a ``POST /run`` put on it: what the tasks-API view of each event needs.
+        self.created_at_ms = 0
+        self.metadata = ""
+        self.slots: dict[int, StreamEvent] = {}
+        #: The highest seq filled (0: none yet).
+        self.top = 0
+        self.changed = _Changed()
+        #: What the book charges it (``SUBTASK_OVERHEAD``, metadata, events' ``data``).
+        self.charged = SUBTASK_OVERHEAD
+        #: Positions of its events in its task's log, to take them out when forgotten.
+        self.task_positions: list[int] = []
 
     def after(self, seq: int) -> list[StreamEvent]:
         return [self.slots[s] for s in sorted(self.slots) if s > seq]
@@ -137,9 +149,19 @@ class TaskLog:
         for pos in positions:
             if not events or pos < events[0][0]:
                 continue  # already past the log's length
-            i = bisect_left(events, pos, key=lambda e: e[0])
+            # The forgotten are the oldest: their events are at or near the front, so
+            # look there first (a bisection indexes the deque from its ends each step).
+            i = 0
+            while i < _NEAR_FRONT and i < len(events) and events[i][0] < pos:
+                i += 1
+            if i == _NEAR_FRONT:
+                i = bisect_left(events, pos, key=_position)
             if i < len(events) and events[i][0] == pos and events[i][1].subtask_id == subtask_id:
-                del events[i]  # the forgotten are the oldest: near the front, cheap
+                del events[i]
+
+
+def _position(entry: tuple[int, StreamEvent]) -> int:
+    return entry[0]
 
 
 def parse_event_id(raw: str | None) -> tuple[str, int] | None:
@@ -219,10 +241,13 @@ class EventBook:
         if event.seq in log.slots:
             return  # first wins: redelivered events and results change nothing
         log.slots[event.seq] = event
-        self._charge(log, len(event.data))
+        size = len(event.data)
+        log.charged += size
+        self._held += size
         log.changed.fire()
-        if event.seq < max(log.slots):
+        if event.seq < log.top:
             return  # late: task streams keep each subtask's ids monotonic, so skip it there
+        log.top = event.seq
         task = self.task(log.task_id, log.account_id)
         log.task_positions.append(task.count)
         task.events.append((task.count, event))
@@ -230,7 +255,7 @@ class EventBook:
         task.changed.fire()
 
     def add_event(self, ev: SubtaskEvent) -> None:
-        seq = {"queued": QUEUED, "running": RUNNING}.get(ev.kind)
+        seq = _STREAMED.get(ev.kind)
         if seq is None:
             return  # progress and log events are not streamed yet
         log = self._log(ev.subtask_id, ev.task_id, ev.account_id)

@@ -182,3 +182,20 @@ def test_the_notifier_builds_its_book_with_the_byte_bound() -> None:
         book.add_result(succeeded(f"s{i}", floats(1024, seed=i)))
     assert book.subtask("s0") is None and book.subtask("s99") is not None
     assert book.held_bytes <= MIB
+
+
+def test_a_forgotten_subtask_leaves_its_task_log_wherever_its_events_are() -> None:
+    # Its first event at the front, its last one far behind other subtasks' events
+    # (found by bisection past the first few entries): both go, nobody else's.
+    from notifier.book import StreamEvent, TaskLog
+
+    log = TaskLog(ACCOUNT)
+    owners = ["a"] + [f"s{i}" for i in range(20)] + ["a"] + [f"t{i}" for i in range(8)]
+    for pos, owner in enumerate(owners):
+        log.events.append((pos, StreamEvent(owner, 1, "queued", "{}", pos)))
+    log.drop("a", [0, 21])
+    left = [(pos, ev.subtask_id) for pos, ev in log.events]
+    assert left == [(p, o) for p, o in enumerate(owners) if o != "a"]
+    log.drop("s3", [4, 99])  # near the front, and a position never appended
+    assert (4, "s3") not in [(pos, ev.subtask_id) for pos, ev in log.events]
+    assert len(log.events) == len(owners) - 3
