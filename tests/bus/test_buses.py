@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 
 from bus.base import Bus, Record
-from bus.factory import make_bus
+from bus.factory import bus_for, make_bus
 from bus.kafka import KafkaBus, KafkaTail
 from bus.topics import TopicSpec
+from schemas.bus_settings import BusSettings
 
 
 async def drain(fetch_from: object, want: int) -> list[Record]:
@@ -113,3 +114,13 @@ async def test_a_background_wait_shorter_than_the_fetch_wait_is_raised_to_it(
                    background_fetch_wait_ms=100)
     assert isinstance(bus, KafkaBus)
     assert bus.tail(["t"], background=True).fetch_max_wait_ms == 500
+
+
+def test_the_linger_setting_reaches_the_kafka_producer_options(tmp_path: Path) -> None:
+    # No broker needed: the bus is only built, never started.
+    settings = BusSettings.from_env({"INFERQ_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+                                     "INFERQ_KAFKA_LINGER_MS": "3",
+                                     "INFERQ_DATA_DIR": str(tmp_path / "bus")})
+    bus = bus_for(settings, "test")
+    assert isinstance(bus, KafkaBus)
+    assert bus.options.linger_ms == 3
