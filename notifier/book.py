@@ -15,9 +15,11 @@ The final event is derived from the ``results`` record (its body is exactly the
 Bounded twice: the oldest subtasks (first seen first) are forgotten past ``capacity``
 subtasks or past ``max_bytes`` charged, each subtask being charged its events' ``data``
 (the final one carries the outputs: with large tensors this, not the count, bounds
-memory), its metadata and ``SUBTASK_OVERHEAD``. A forgotten subtask leaves its task's
-log too, or task streams would keep its outputs alive: a task keeps the ids of its
-newest ``_TASK_LOG`` events of subtasks still in the book, for resuming task streams.
+memory; until a stream reads it, it is charged a bound of its length: 25 characters a
+float, where a float32 logit usually takes 17-20), its metadata and
+``SUBTASK_OVERHEAD``. A forgotten subtask leaves its task's log too, or task streams
+would keep its outputs alive: a task keeps the ids of its newest ``_TASK_LOG`` events
+of subtasks still in the book, for resuming task streams.
 
 Forgetting only unlinks. A subtask stream holds the log it follows, so it still gets
 every event filled before, the final one included even when that event is what pushed
@@ -38,13 +40,12 @@ import weakref
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import msgspec
 
-from schemas.messages import Expired, SubtaskEvent, SubtaskResult
+from schemas.messages import Expired, SubtaskEvent, SubtaskResult, Succeeded
 from schemas.state import final_state
-from schemas.submit_api import submit_response
+from schemas.submit_api import submit_response, success_body_bound
 
 QUEUED, RUNNING, FINAL = 1, 2, 3
 #: The events streamed as they come (the final one is derived from the result).
@@ -63,20 +64,55 @@ SUBTASK_OVERHEAD = 1792
 _json = msgspec.json.Encoder()
 
 
-class StreamEvent(NamedTuple):
-    """One SSE event (a tuple: three are made per subtask, and a frozen dataclass's
-    ``__init__`` cost more than the rest of filling the book)."""
+class StreamEvent:
+    """One SSE event. A final event's ``data`` (the submit API's body of the result, its
+    outputs as JSON) is written when a stream first reads it, not when the result comes
+    in: most are never read, and for large outputs writing it was most of what filling
+    the book cost (1,024 floats: 36 us a result). Until then the event holds the result
+    and is charged ``success_body_bound``, never less than the body it will write."""
 
-    subtask_id: str
-    seq: int
-    kind: str
-    data: str
-    #: When the step happened (ms): the tasks-API view's ``updated_at``.
-    at_ms: int = 0
+    __slots__ = ("subtask_id", "seq", "kind", "at_ms", "size", "_data", "_result")
+
+    def __init__(self, subtask_id: str, seq: int, kind: str, data: str,
+                 at_ms: int = 0) -> None:
+        self.subtask_id = subtask_id
+        self.seq = seq
+        self.kind = kind
+        #: When the step happened (ms): the tasks-API view's ``updated_at``.
+        self.at_ms = at_ms
+        #: What the book charges for ``data``: its length, or a bound until it is written.
+        self.size = len(data)
+        self._data: str | None = data
+        self._result: Succeeded | None = None
+
+    @classmethod
+    def final(cls, result: SubtaskResult) -> StreamEvent:
+        """The final event of ``result``; a success with numeric outputs writes its body
+        only when read."""
+        kind = final_state(result)
+        bound = success_body_bound(result.subtask_id, result) if isinstance(
+            result, Succeeded) else None
+        if bound is None:
+            return cls(result.subtask_id, FINAL, kind, _body(result), result.finished_at_ms)
+        assert isinstance(result, Succeeded)
+        event = cls(result.subtask_id, FINAL, kind, "", result.finished_at_ms)
+        event._data, event._result, event.size = None, result, bound
+        return event
+
+    @property
+    def data(self) -> str:
+        if self._data is None:
+            assert self._result is not None
+            self._data, self._result = _body(self._result), None
+        return self._data
 
     @property
     def id(self) -> str:
         return f"{self.subtask_id}:{self.seq}"
+
+
+def _body(result: SubtaskResult) -> str:
+    return _json.encode(submit_response(result.subtask_id, result)).decode()
 
 
 class _Changed:
@@ -241,7 +277,7 @@ class EventBook:
         if event.seq in log.slots:
             return  # first wins: redelivered events and results change nothing
         log.slots[event.seq] = event
-        size = len(event.data)
+        size = event.size
         log.charged += size
         self._held += size
         log.changed.fire()
@@ -288,7 +324,5 @@ class EventBook:
                     "atMs": started}
             self._fill(log, StreamEvent(result.subtask_id, RUNNING, "running",
                                         _json.encode(body).decode(), started))
-        data = _json.encode(submit_response(result.subtask_id, result)).decode()
-        self._fill(log, StreamEvent(result.subtask_id, FINAL, final_state(result), data,
-                                    result.finished_at_ms))
+        self._fill(log, StreamEvent.final(result))
         self._trim()

@@ -56,6 +56,35 @@ def submit_response(subtask_id: str, result: SubtaskResult | None) -> SubmitResp
     return SubmitResponse(id=subtask_id, state="failed", error=result.error)
 
 
+#: The longest JSON text of one element of each numeric dtype, as ``tolist`` values
+#: encode: a double's repr at most (``-2.2250738585072014e-308``; NaN and ±inf are
+#: ``null``), an integer's digits and sign, ``false``.
+_MAX_ELEMENT_CHARS = {
+    "float16": 24, "float32": 24, "float64": 24, "bool": 5,
+    "int8": 4, "uint8": 3, "int16": 6, "uint16": 5, "int32": 11, "uint32": 10,
+    "int64": 20, "uint64": 20,
+}
+#: ``{"id":…,"state":"success","data":{…},"error":null}`` around the id and outputs.
+_ENVELOPE_CHARS = 64
+
+
+def success_body_bound(subtask_id: str, result: Succeeded) -> int | None:
+    """At least the length of ``submit_response(subtask_id, result)`` as JSON, without
+    writing it (None where outputs hold strings, whose escaping has no cheap bound)."""
+    size = _ENVELOPE_CHARS + len(json_encoder.encode(subtask_id))
+    for t in result.outputs:
+        per = _MAX_ELEMENT_CHARS.get(t.dtype)
+        if per is None:
+            return None
+        lists, width = 1, 1  # nested lists: one per element of every outer dimension
+        for d in t.shape[:-1]:
+            width *= d
+            lists += width
+        elements = width * (t.shape[-1] if t.shape else 1)
+        size += len(json_encoder.encode(t.name)) + 2 + 3 * lists + (per + 1) * elements
+    return size
+
+
 submit_body_decoder = msgspec.json.Decoder(SubmitBody)
 json_encoder = msgspec.json.Encoder()
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from sse_starlette import ServerSentEvent
 
 from bus.embedded import EmbeddedBus
@@ -199,3 +200,20 @@ def test_a_forgotten_subtask_leaves_its_task_log_wherever_its_events_are() -> No
     log.drop("s3", [4, 99])  # near the front, and a position never appended
     assert (4, "s3") not in [(pos, ev.subtask_id) for pos, ev in log.events]
     assert len(log.events) == len(owners) - 3
+
+
+def test_a_final_event_writes_the_get_body_when_first_read_and_is_charged_no_less() -> None:
+    from schemas.submit_api import json_encoder, submit_response
+
+    book = EventBook(100, MIB)
+    result = succeeded("lazy", floats(1024))
+    book.add_event(queued("lazy"))
+    book.add_result(result)
+    log = book.subtask("lazy")
+    assert log is not None
+    final = log.slots[3]
+    charged_before = log.charged
+    body = json_encoder.encode(submit_response("lazy", result)).decode()
+    assert final.data == body and final.data is final.data  # written once, then kept
+    assert log.charged == charged_before >= SUBTASK_OVERHEAD + len(body)
+    assert json.loads(final.data)["data"]["y"][0] == pytest.approx(float(floats(1024)[0]))
