@@ -134,12 +134,19 @@ async def test_drain_finishes_what_it_holds_and_the_other_runner_takes_the_rest(
         api = Api(c, base)
         await api.setup()
         assert set((await api.engine_ids()).values()) == {"running"}
-        # ~0.3 s each on a free core: r2 holds two, more wait in its partitions.
-        runs = {await api.run(float(i), 100): float(i) for i in range(16)}
+        # ~0.7 s each on a free core. Drained while it holds two (one running, one
+        # waiting), r2 shows `draining` for at least a whole run: holding one near its
+        # end, the draining heartbeat and the tombstone came moments apart and the
+        # ingest's view (background fetch wait) could see only the tombstone (CI flake).
+        # Requests are keyed at random, so more are sent until two sit on r2.
+        runs = {await api.run(float(i), 250): float(i) for i in range(8)}
         deadline = time.monotonic() + 30
-        while in_flight(ports["r2"]) < 1:
-            assert time.monotonic() < deadline, "r2 never took a request"
-            await asyncio.sleep(0.02)
+        while in_flight(ports["r2"]) < 2:
+            assert time.monotonic() < deadline, "r2 never held two requests"
+            if len(runs) < 24:
+                x = float(len(runs))
+                runs[await api.run(x, 250)] = x
+            await asyncio.sleep(0.05)
         # An API key may not drain; the admin token may.
         r = await c.post(f"{base}/engines/r2/drain", headers=api.auth)
         assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
