@@ -37,8 +37,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", default="1,8,64", help="concurrencies (default 1,8,64)")
     p.add_argument("--targets", default="embedded,kafka,peer",
                    help="comma list of embedded, kafka, peer, peer-nobatch, none")
-    p.add_argument("--dialect", choices=["submit", "v2"], default="submit",
-                   help="inferq's HTTP dialect under load (default: the submit API)")
+    p.add_argument("--dialect", choices=["submit", "v2", "v2-binary"],
+                   default="submit", help="inferq's HTTP dialect under load: the submit API "
+                   "(default), v2 JSON, or v2 with the binary tensor data extension both "
+                   "ways (what Triton's clients send)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds not recorded (2)")
     p.add_argument("--duration", type=float, default=8.0, help="seconds recorded (8)")
     p.add_argument("--repeat", type=int, default=1,

@@ -64,6 +64,9 @@ def tokens(path: Path) -> Path:
     return path
 
 
+_V2 = {"float32": "FP32", "int64": "INT64"}
+
+
 @dataclass(frozen=True)
 class BenchModel:
     name: str
@@ -81,10 +84,21 @@ class BenchModel:
             for n, (_, v) in self.sample.items()]}).encode()
 
     def v2_body(self) -> bytes:
-        v2 = {"float32": "FP32", "int64": "INT64"}
         return json.dumps({"inputs": [
-            {"name": n, "shape": [1, len(v)], "datatype": v2[dt], "data": v}
+            {"name": n, "shape": [1, len(v)], "datatype": _V2[dt], "data": v}
             for n, (dt, v) in self.sample.items()]}).encode()
+
+    def v2_binary_body(self) -> tuple[bytes, int]:
+        """The v2 binary tensor data extension, as Triton's clients send by default:
+        inputs as raw little-endian bytes after the JSON header, outputs asked for as
+        binary. Returns the body and the JSON header's length."""
+        raws = [np.asarray([v], dtype=dt).tobytes() for dt, v in self.sample.values()]
+        header = json.dumps({
+            "inputs": [{"name": n, "shape": [1, len(v)], "datatype": _V2[dt],
+                        "parameters": {"binary_data_size": len(raw)}}
+                       for (n, (dt, v)), raw in zip(self.sample.items(), raws, strict=True)],
+            "parameters": {"binary_data_output": True}}).encode()
+        return header + b"".join(raws), len(header)
 
 
 def build(names: list[str], out: Path) -> dict[str, BenchModel]:

@@ -53,7 +53,12 @@ def _register(base: str, models: dict[str, BenchModel], dialect: str) -> dict[st
                      "application/octet-stream")
         task = _admin(base, "POST", "/admin/tasks", json.dumps(
             {"account": "bench", "model": rec["id"], "fillBindingsViaApi": True}).encode())
-        if dialect == "v2":
+        if dialect == "v2-binary":
+            body, header_length = m.v2_binary_body()
+            out[name] = Endpoint(f"{base}/v2/models/{name}/infer", body, {
+                "X-Api-Key": key, "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(header_length)}, b'"outputs"')
+        elif dialect == "v2":
             out[name] = Endpoint(f"{base}/v2/models/{name}/infer", m.v2_body(),
                                  {"X-Api-Key": key}, b'"outputs"')
         else:

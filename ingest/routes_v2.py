@@ -191,7 +191,11 @@ def routes(ctx: IngestContext) -> list[BaseRoute]:
         headers: dict[str, str] = {}
         if header_length is not None:
             headers["Inference-Header-Content-Length"] = str(header_length)
-        content = _compress(request, content, headers)
+        if header_length is None:
+            # Binary tensor data is left as it is: raw floats shrink by ~6 % at gzip's
+            # fastest level, for ~10 us of the event loop per KiB (44 us for a
+            # 1,024-float output), and a client asking for binary chose its size.
+            content = _compress(request, content, headers)
         media = "application/json" if header_length is None else "application/octet-stream"
         return Response(content, 200, headers, media_type=media)
 

@@ -54,7 +54,7 @@ from schemas.messages import (
     request_decoder,
 )
 from schemas.state import final_state
-from schemas.submit_api import submit_response
+from schemas.submit_api import final_event_body
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder()
@@ -330,7 +330,7 @@ class Runner:
         event = SubtaskEvent(
             subtask_id=req.subtask_id, task_id=req.task_id, account_id=req.account_id,
             kind=final_state(result), at_ms=result.finished_at_ms or int(time.time() * 1000),
-            body=_json.encode(submit_response(req.subtask_id, result)))
+            body=_json.encode(final_event_body(req.subtask_id, result)))
         try:
             self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
         except BusError:

@@ -107,7 +107,8 @@ class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
     kind: EventKind
     at_ms: int
     message: str = ""
-    #: Final events only: the ``GET /api/inference/subtasks/{id}`` body, as JSON.
+    #: Final events only: the ``GET /api/inference/subtasks/{id}`` body without its
+    #: outputs (``{"id", "state", "error"}``, JSON); outputs are on ``results``.
     body: bytes = b""
 
 

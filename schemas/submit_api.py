@@ -56,6 +56,22 @@ def submit_response(subtask_id: str, result: SubtaskResult | None) -> SubmitResp
     return SubmitResponse(id=subtask_id, state="failed", error=result.error)
 
 
+class FinalEventBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
+    """A final event's ``body`` on ``events``: the GET body without ``data``. Outputs
+    travel once, on ``results``; written again here as JSON they were the runner's
+    largest cost per request with large tensors."""
+
+    id: str
+    state: Literal["success", "failed"]
+    error: str | None = None
+
+
+def final_event_body(subtask_id: str, result: SubtaskResult) -> FinalEventBody:
+    if isinstance(result, Succeeded):
+        return FinalEventBody(id=subtask_id, state="success")
+    return FinalEventBody(id=subtask_id, state="failed", error=result.error)
+
+
 #: The longest JSON text of one element of each numeric dtype, as ``tolist`` values
 #: encode: a double's repr at most (``-2.2250738585072014e-308``; NaN and ±inf are
 #: ``null``), an integer's digits and sign, ``false``.

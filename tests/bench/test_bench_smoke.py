@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.load import LoadResult
 from bench.rawort import RawResult
 from bench.report import Row, breakdown, table
@@ -34,10 +36,11 @@ def test_table_ratios_and_breakdown() -> None:
     assert "| inferq embedded | tiny | 8 | 2.00 | 0.50 |" in out  # ours / peer
 
 
-def test_quick_run_against_inferq_up() -> None:
+@pytest.mark.parametrize("dialect", ["submit", "v2-binary"])
+def test_quick_run_against_inferq_up(dialect: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--models", "tiny", "--clients", "2",
-         "--targets", "embedded", "--no-raw", "--repeat", "3"],
+         "--targets", "embedded", "--no-raw", "--repeat", "3", "--dialect", dialect],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \| "

@@ -463,6 +463,17 @@ async def test_error_paths(stack: Stack, triton: Triton) -> None:
     r = await call("POST", infer, content=gzip.compress(json.dumps(body(x)).encode()),
                    headers={"Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [3, 4, 5, 6]
+    # Responses: JSON from 1 KiB up is compressed when the client accepts it; binary
+    # tensor data is not (raw floats barely shrink).
+    rows = {**x, "shape": [300, 4], "data": [0.25] * 1200}
+    r = await call("POST", infer, json=body(rows), headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert r.json()["outputs"][0]["data"] == [2.25] * 1200
+    r = await call("POST", infer, json=body(rows, parameters={"binary_data_output": True}),
+                   headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and "content-encoding" not in r.headers
+    head = int(r.headers["inference-header-content-length"])
+    assert np.frombuffer(r.content[head:], np.float32).tolist() == [2.25] * 1200
     await expect(400, "Content-Encoding 'br' is not supported (gzip, deflate)", "POST", infer,
                  content=b"{}", headers={"Content-Encoding": "br"})
     await expect(400, "the gzip body is truncated", "POST", infer,
