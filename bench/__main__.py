@@ -21,8 +21,12 @@ from pathlib import Path
 
 from bench import models as bench_models
 from bench.broker import RoundTrip, round_trip
+from bench.cpu import CpuMeter
+from bench.hotpath import HotPath
+from bench.hotpath import measure as hot_path
+from bench.hotpath import table as hot_table
 from bench.load import closed_loop
-from bench.procs import tansu
+from bench.procs import Proc, tansu
 from bench.rawort import RawResult, measure
 from bench.report import Row, as_json, breakdown, scrape, table
 from bench.targets import Target, embedded, kafka, mlserver
@@ -49,6 +53,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rtt-waits", default="5",
                    help="fetch_max_wait_ms values for the broker round trip (default 5)")
     p.add_argument("--no-raw", action="store_true", help="skip raw ONNX Runtime")
+    p.add_argument("--no-hotpath", action="store_true",
+                   help="skip the per-stage hot-path timings (JSON, codecs, hops)")
     p.add_argument("--quick", action="store_true",
                    help="smoke: 0.5 s warm-up, 1.5 s measured")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -61,7 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_target(target: Target, names: list[str], clients: list[int], args: argparse.Namespace,
-               metrics_url: str | None) -> list[Row]:
+               metrics_url: str | None, broker: Proc | None) -> list[Row]:
     rows = []
     for name in names:
         ep = target.endpoints[name]
@@ -69,18 +75,20 @@ def run_target(target: Target, names: list[str], clients: list[int], args: argpa
             runs = []
             for _ in range(max(1, args.repeat)):
                 before = scrape(metrics_url)
+                cpu = CpuMeter(target.procs, broker)
                 res = asyncio.run(closed_loop(ep.url, ep.body, ep.headers, c, args.warmup,
-                                              args.duration, ep.ok_marker))
-                runs.append((res, breakdown(before, scrape(metrics_url))))
+                                              args.duration, ep.ok_marker, cpu.mark))
+                runs.append((res, breakdown(before, scrape(metrics_url)),
+                             cpu.per_request_us(res.ok)))
                 print(f"  {target.name:<38} {name:<8} c={c:<3} {res.rps:9,.0f} req/s  "
                       f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  "
                       f"errors {res.errors}"
                       + (f" ({res.first_error[:120]})" if res.errors else ""),
                       file=sys.stderr, flush=True)
             runs.sort(key=lambda run: run[0].rps)
-            res, stages = runs[len(runs) // 2]
+            res, stages, cpu_us = runs[len(runs) // 2]
             rows.append(Row(target.name, name, res, target.measured.peak_rss_mib(), stages,
-                            rss_now_mib=target.measured.rss_mib()))
+                            rss_now_mib=target.measured.rss_mib(), cpu_us=cpu_us))
     return rows
 
 
@@ -111,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  raw ORT {n}: batch-1 p50 {raw[n].p50_ms_batch1:.3f} ms, best "
                   f"{raw[n].best_samples_s:,.0f} samples/s at batch {raw[n].best_batch}",
                   file=sys.stderr, flush=True)
+
+    paths: list[HotPath] = []
+    if not args.no_hotpath:
+        for m in built.values():
+            paths.append(hot_path(m, 0.5 if args.quick else 2.0))
+            print(f"  hot path {m.name}: " + ", ".join(
+                f"{k} {v:,.1f}" for k, v in paths[-1].us.items()) + " us",
+                file=sys.stderr, flush=True)
 
     rows: list[Row] = []
     rtts: list[RoundTrip] = []
@@ -143,13 +159,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"unknown target {kind!r}")
             print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
             try:
-                rows += run_target(target, names, clients, args, metrics)
+                rows += run_target(target, names, clients, args, metrics,
+                                   broker if kind == "kafka" else None)
             finally:
                 target.stop()
     finally:
         if broker is not None:
             broker.stop()
-    print(table(rows, raw, rtts, model_mib))
+    print(table(rows, raw, rtts, model_mib) + hot_table(paths))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(as_json(rows, raw, rtts), indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -28,9 +29,15 @@ class LoadResult:
 
 
 async def closed_loop(url: str, body: bytes, headers: dict[str, str], clients: int,
-                      warmup_s: float, measure_s: float, ok_marker: bytes) -> LoadResult:
-    """Each client posts ``body`` to ``url`` in a loop; only the measure window counts."""
+                      warmup_s: float, measure_s: float, ok_marker: bytes,
+                      on_window: Callable[[], None] | None = None) -> LoadResult:
+    """Each client posts ``body`` to ``url`` in a loop; only the measure window counts.
+    ``on_window`` is called as the window opens and as it closes (to read CPU clocks)."""
     result = LoadResult(clients=clients, seconds=measure_s)
+    if on_window is not None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(warmup_s, on_window)
+        loop.call_later(warmup_s + measure_s, on_window)
     hdrs = {"Content-Type": "application/json", **headers}
     conn = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)

@@ -65,6 +65,29 @@ class Proc:
         except (OSError, IndexError, ValueError):
             return float("nan")
 
+    def thread_cpu_s(self) -> tuple[float, float]:
+        """User + system CPU seconds so far of the main thread (the event loop, for
+        inferq) and of all other threads together (ONNX Runtime's, for inferq); threads
+        that already ended are not counted."""
+        main = other = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return float("nan"), float("nan")
+        for tid in tids:
+            try:
+                fields = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text(
+                ).rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            if int(tid) == self.pid:
+                main = cpu
+            else:
+                other += cpu
+        return main, other
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)

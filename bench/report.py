@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.broker import RoundTrip
+from bench.cpu import PARTS
 from bench.load import LoadResult
 from bench.rawort import RawResult
 
@@ -58,6 +59,8 @@ class Row:
     stages: dict[str, float] = field(default_factory=dict)
     #: Resident memory right after the row's runs (``rss_mib`` is the peak).
     rss_now_mib: float = float("nan")
+    #: CPU microseconds per request over the measure window (``bench.cpu.PARTS``).
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
 
 def _f(v: float, nd: int = 1) -> str:
@@ -83,8 +86,8 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
               "| server | model | clients | req/s | p50 ms | p99 ms | errors | "
               "RSS MiB peak / after | req/s ÷ ORT best | p50 ÷ ORT b1 | "
               "runner: queue / batch wait / infer ms, "
-              "mean batch |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "mean batch | CPU µs/req: server loop / other threads / broker / load gen |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         rw = raw.get(r.model)
         thr = r.load.rps / rw.best_samples_s if rw else float("nan")
@@ -97,7 +100,7 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
         lines.append(f"| {r.target} | {r.model} | {r.load.clients} | {r.load.rps:,.0f} | "
                      f"{_f(r.load.pct(50), 2)} | {_f(r.load.pct(99), 2)} | {r.load.errors} | "
                      f"{_f(r.rss_mib, 0)} / {_f(r.rss_now_mib, 0)} | {thr:.4f} | "
-                     f"{_f(lat, 0)}× | {stages} |")
+                     f"{_f(lat, 0)}× | {stages} | {_cpu(r.cpu_us)} |")
     peers = [r for r in rows if r.target.startswith("MLServer")]
     ours = [r for r in rows if r.target.startswith("inferq")]
     if peers and ours:
@@ -116,6 +119,12 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
     return "\n".join(lines)
 
 
+def _cpu(us: dict[str, float]) -> str:
+    if not us:
+        return ""
+    return " / ".join(_f(us.get(k, float("nan")), 0) for k in PARTS)
+
+
 def as_json(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip]) -> Any:
     return {
         "raw_ort": {k: vars(v) for k, v in raw.items()},
@@ -124,5 +133,6 @@ def as_json(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip]) -
                      "rps": r.load.rps, "p50_ms": r.load.pct(50), "p99_ms": r.load.pct(99),
                      "errors": r.load.errors, "first_error": r.load.first_error,
                      "peak_rss_mib": r.rss_mib, "rss_after_mib": r.rss_now_mib,
-                     "runner_stages_ms": r.stages} for r in rows],
+                     "runner_stages_ms": r.stages, "cpu_us_per_request": r.cpu_us}
+                    for r in rows],
     }

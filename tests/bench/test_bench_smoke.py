@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.hotpath import STAGES
 from bench.load import LoadResult
 from bench.rawort import RawResult
 from bench.report import Row, breakdown, table
@@ -48,6 +49,16 @@ def test_quick_run_against_inferq_up(dialect: str) -> None:
     assert row, proc.stdout
     assert int(row.group(1).replace(",", "")) > 0 and row.group(2) == "0"
     assert 0 < int(row.group(4)) <= int(row.group(3))  # resident now, at most the peak
+    # CPU per request over the window: the server's event loop and the load generator
+    # did work; there is no broker on the embedded bus.
+    cpu = re.search(r"^\| inferq embedded \| tiny \| 2 \|.* \| ([\d,]+) / ([\d,]+) / — / "
+                    r"([\d,]+) \|$", proc.stdout, re.M)
+    assert cpu, proc.stdout
+    assert int(cpu.group(1).replace(",", "")) > 0 and int(cpu.group(3).replace(",", "")) > 0
+    # The hot path, stage by stage, timed on inferq's own code.
+    stages = dict(re.findall(r"^\| (\w+) \| [^|]+ \| ([\d,.]+) \|$", proc.stdout, re.M))
+    assert set(STAGES) <= stages.keys(), proc.stdout
+    assert all(float(stages[s].replace(",", "")) > 0 for s in STAGES)
     # Three runs of the cell, one table row: the run with the median req/s.
     runs = [int(m.replace(",", "")) for m in re.findall(
         r"inferq embedded\s+tiny\s+c=2\s+([\d,]+) req/s", proc.stderr)]
