@@ -28,8 +28,10 @@ from bench.hotpath import table as hot_table
 from bench.load import closed_loop
 from bench.procs import Proc, tansu
 from bench.rawort import RawResult, measure
-from bench.report import Row, as_json, breakdown, scrape, table
+from bench.report import Row, as_json, breakdown, runners_table, scrape, table
 from bench.targets import Target, embedded, kafka, mlserver
+from runner.providers import usable_providers
+from runner.settings import DEFAULT_PROVIDERS
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -114,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
 
     raw: dict[str, RawResult] = {}
     if not args.no_raw:
+        # The providers a runner would use here (INFERQ_PROVIDERS from --env, else its
+        # default TensorRT, CUDA, CPU), keeping those that really load.
+        wanted = env.get("INFERQ_PROVIDERS")
+        providers = usable_providers(tuple(p.strip() for p in wanted.split(",")) if wanted
+                                     else DEFAULT_PROVIDERS)
         for n, m in built.items():
-            raw[n] = measure(m, max(1.0, args.duration / 2))
+            raw[n] = measure(m, max(1.0, args.duration / 2), providers=providers)
             print(f"  raw ORT {n}: batch-1 p50 {raw[n].p50_ms_batch1:.3f} ms, best "
-                  f"{raw[n].best_samples_s:,.0f} samples/s at batch {raw[n].best_batch}",
-                  file=sys.stderr, flush=True)
+                  f"{raw[n].best_samples_s:,.0f} samples/s at batch {raw[n].best_batch} "
+                  f"on {raw[n].provider}", file=sys.stderr, flush=True)
 
     paths: list[HotPath] = []
     if not args.no_hotpath:
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr, flush=True)
 
     rows: list[Row] = []
+    ran: dict[str, str] = {}
     rtts: list[RoundTrip] = []
     broker = None
     try:
@@ -158,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 raise SystemExit(f"unknown target {kind!r}")
             print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            if "engines" in target.extra:
+                ran[target.name] = target.extra["engines"]
+                print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
             try:
                 rows += run_target(target, names, clients, args, metrics,
                                    broker if kind == "kafka" else None)
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is not None:
             broker.stop()
-    print(table(rows, raw, rtts, model_mib) + hot_table(paths))
+    print(table(rows, raw, rtts, model_mib) + hot_table(paths) + runners_table(ran))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(as_json(rows, raw, rtts), indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,20 +18,24 @@ class RawResult:
     p50_ms_batch1: float
     best_samples_s: float
     best_batch: int
+    #: The execution provider the sessions ran on (the first of those given that loaded).
+    provider: str = "CPUExecutionProvider"
 
 
-def session(model: BenchModel, threads: int) -> ort.InferenceSession:
+def session(model: BenchModel, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)
+            ) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model.path), opts, providers=list(providers))
 
 
-def measure(model: BenchModel, seconds: float, batches: tuple[int, ...] = (1, 8, 32, 64)
-            ) -> RawResult:
-    """Batch-1 latency on one thread; best samples/s over batch sizes and thread counts."""
+def measure(model: BenchModel, seconds: float, batches: tuple[int, ...] = (1, 8, 32, 64),
+            providers: Sequence[str] = ("CPUExecutionProvider",)) -> RawResult:
+    """Batch-1 latency on one thread; best samples/s over batch sizes and thread counts;
+    on ``providers`` (the runner's, so a GPU run compares GPU with GPU)."""
     cores = len(os.sched_getaffinity(0))
-    s1 = session(model, 1)
+    s1 = session(model, 1, providers)
     feeds = model.feeds(1)
     lat: list[float] = []
     end = time.perf_counter() + seconds
@@ -40,7 +45,7 @@ def measure(model: BenchModel, seconds: float, batches: tuple[int, ...] = (1, 8,
         lat.append(time.perf_counter() - t0)
     best, best_b = 0.0, 1
     for threads in sorted({1, cores}):
-        s = s1 if threads == 1 else session(model, threads)
+        s = s1 if threads == 1 else session(model, threads, providers)
         for b in batches:
             feeds = model.feeds(b)
             s.run(None, feeds)
@@ -53,4 +58,4 @@ def measure(model: BenchModel, seconds: float, batches: tuple[int, ...] = (1, 8,
             rate = n / (time.perf_counter() - t0)
             if rate > best:
                 best, best_b = rate, b
-    return RawResult(float(np.percentile(lat, 50)) * 1000, best, best_b)
+    return RawResult(float(np.percentile(lat, 50)) * 1000, best, best_b, s1.get_providers()[0])

@@ -70,11 +70,11 @@ def _f(v: float, nd: int = 1) -> str:
 def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
           model_mib: dict[str, float]) -> str:
     lines = ["## Raw ONNX Runtime (same machine, same run)", "",
-             "| model | batch-1 p50 ms | best samples/s (batch) | model MiB |",
-             "|---|---:|---:|---:|"]
+             "| model | batch-1 p50 ms | best samples/s (batch) | model MiB | provider |",
+             "|---|---:|---:|---:|---|"]
     for name, r in raw.items():
         lines.append(f"| {name} | {r.p50_ms_batch1:.3f} | {r.best_samples_s:,.0f} "
-                     f"({r.best_batch}) | {model_mib.get(name, 0):.1f} |")
+                     f"({r.best_batch}) | {model_mib.get(name, 0):.1f} | {r.provider} |")
     if rtts:
         lines += ["", "## Broker round trip (produce→consume→produce→consume, 1 KiB)", "",
                   "| fetch_max_wait_ms | p50 ms | p99 ms | trips | broker CPU ms/trip |",
@@ -116,6 +116,16 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
             lines.append(f"| {r.target} | {r.model} | {r.load.clients} | "
                          f"{r.load.rps / best_rps if best_rps else float('nan'):.2f} | "
                          f"{r.load.pct(50) / best_p50 if best_p50 else float('nan'):.2f} |")
+    return "\n".join(lines)
+
+
+def runners_table(ran: dict[str, str]) -> str:
+    """Where inferq's runs ran: each target's runners, device and execution providers."""
+    if not ran:
+        return ""
+    lines = ["\n", "## inferq's runners (engines API: device and providers that loaded)", "",
+             "| server | runners |", "|---|---|"]
+    lines += [f"| {name} | {what} |" for name, what in ran.items()]
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,22 @@ def _register(base: str, models: dict[str, BenchModel], dialect: str) -> dict[st
     return out
 
 
+def engines(base: str, wait_s: float = 10.0) -> str:
+    """The live runners as the engines API shows them: device and execution providers
+    (which of TensorRT, CUDA and CPU really loaded), so a table says what ran. A runner's
+    first heartbeat may reach ingest a moment after it is ready: asked again for up to
+    ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        listed = _admin(base, "POST", "/engines/list")
+        if isinstance(listed, dict):  # the tasks API's version-1 wrapper
+            listed = listed["data"]
+        if listed or time.monotonic() > deadline:
+            return "; ".join(f"{e['device']} ({', '.join(e['providers'])})"
+                             for e in listed) or "no runner listed"
+        time.sleep(0.2)
+
+
 def _env(data_dir: Path) -> dict[str, str]:
     return {"INFERQ_ADMIN_TOKEN": ADMIN, "INFERQ_DATA_DIR": str(data_dir),
             "INFERQ_LOG_LEVEL": "WARNING", "INFERQ_RUNNER_PORT": "0",
@@ -82,7 +99,9 @@ def embedded(models: dict[str, BenchModel], work: Path, dialect: str,
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/readyz", proc)
-        return Target("inferq embedded", _register(base, models, dialect), [proc], proc)
+        target = Target("inferq embedded", _register(base, models, dialect), [proc], proc)
+        target.extra["engines"] = engines(base)
+        return target
     except BaseException:
         proc.stop()
         raise
@@ -102,7 +121,9 @@ def kafka(models: dict[str, BenchModel], work: Path, dialect: str, bootstrap: st
         runner = Proc("inferq-runner", inferq(["runner", "--port", str(rport)]), common, work)
         procs.append(runner)
         wait_http(f"http://127.0.0.1:{rport}/readyz", runner)
-        return Target("inferq kafka", _register(base, models, dialect), procs, runner)
+        target = Target("inferq kafka", _register(base, models, dialect), procs, runner)
+        target.extra["engines"] = engines(base)
+        return target
     except BaseException:
         for p in reversed(procs):
             p.stop()

@@ -35,6 +35,7 @@ def test_table_ratios_and_breakdown() -> None:
     assert "| 0.1000 |" in out  # 100 req/s against 1000 samples/s raw
     assert "| 0 | 120 / 95 | 0.1000 |" in out and "| 90 / — |" in out  # peak / after RSS
     assert "| inferq embedded | tiny | 8 | 2.00 | 0.50 |" in out  # ours / peer
+    assert "| tiny | 0.010 | 1,000 (32) | 0.0 | CPUExecutionProvider |" in out
 
 
 @pytest.mark.parametrize("dialect", ["submit", "v2-binary"])
@@ -55,6 +56,9 @@ def test_quick_run_against_inferq_up(dialect: str) -> None:
                     r"([\d,]+) \|$", proc.stdout, re.M)
     assert cpu, proc.stdout
     assert int(cpu.group(1).replace(",", "")) > 0 and int(cpu.group(3).replace(",", "")) > 0
+    # What ran, as the engines API says: here the CPU provider (CUDA on a GPU machine).
+    ran = re.search(r"^\| inferq embedded \| (cpu|cuda) \(([^)]*)\) \|$", proc.stdout, re.M)
+    assert ran and "CPUExecutionProvider" in ran.group(2), proc.stdout
     # The hot path, stage by stage, timed on inferq's own code.
     stages = dict(re.findall(r"^\| (\w+) \| [^|]+ \| ([\d,.]+) \|$", proc.stdout, re.M))
     assert set(STAGES) <= stages.keys(), proc.stdout
