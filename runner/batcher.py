@@ -156,9 +156,25 @@ def _split(values: list[Any], items: list[_Item]) -> list[list[npt.NDArray[Any]]
 def _run_one(model: LoadedModel, names: list[str], feeds: Arrays,
              opts: ort.RunOptions | None = None) -> list[Any]:
     try:
+        if model.bind_device is not None:
+            return _run_bound(model, model.bind_device, names, feeds, opts)
         values: list[Any] = model.session.run(names, feeds, opts)
     except Exception as exc:  # ORT raises Fail, InvalidArgument, RuntimeException...
         raise ModelRunError(f"model error: {exc}") from exc
+    return values
+
+
+def _run_bound(model: LoadedModel, device: str, names: list[str], feeds: Arrays,
+               opts: ort.RunOptions | None) -> list[Any]:
+    """One run through IO binding: inputs bound from host memory, outputs allocated by
+    ORT on ``device`` and copied back once, after the run."""
+    binding = model.session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_cpu_input(name, array)
+    for name in names:
+        binding.bind_output(name, device)
+    model.session.run_with_iobinding(binding, opts)
+    values: list[Any] = binding.copy_outputs_to_cpu()
     return values
 
 

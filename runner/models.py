@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runner.errors import ModelLoadError
+from runner.providers import GPU_PROVIDERS
 from schemas.messages import ModelRef
 from schemas.registry import TensorSpec
 from schemas.tensors import ORT_TYPE_TO_DTYPE
@@ -32,6 +33,9 @@ class LoadedModel:
     inputs: dict[str, TensorSpec]
     outputs: tuple[str, ...]
     providers: tuple[str, ...]
+    #: Where runs leave their outputs through IO binding (``"cuda"``, ``"cpu"``), or None
+    #: for plain ``session.run``.
+    bind_device: str | None = None
 
 
 def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
@@ -55,6 +59,20 @@ def fitted_intra_op_threads(requested: int, executor_threads: int) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, cores // max(1, executor_threads))
+
+
+def bind_device(mode: str, providers: Sequence[str], inputs: Iterable[TensorSpec]
+                ) -> str | None:
+    """Where a session's runs leave their outputs through IO binding, or None for plain
+    runs: ``auto`` binds on CUDA/TensorRT only (on the CPU provider ``session.run``
+    already reads the numpy inputs in place), ``on`` everywhere. String tensors never
+    bind (ORT keeps them on the host)."""
+    gpu = bool(providers) and providers[0] in GPU_PROVIDERS
+    if mode == "off" or (mode == "auto" and not gpu):
+        return None
+    if any(spec.dtype == "string" for spec in inputs):
+        return None
+    return "cuda" if gpu else "cpu"
 
 
 def warm_up(model: LoadedModel) -> None:
@@ -85,6 +103,7 @@ class ModelCache:
         executor: Executor,
         spin: bool = False,
         warm_up: bool = True,
+        io_binding: str = "auto",
     ) -> None:
         self._providers = list(providers)
         self._cache_dir = cache_dir
@@ -93,6 +112,7 @@ class ModelCache:
         self._executor = executor
         self._spin = spin
         self._warm_up = warm_up
+        self._io_binding = io_binding
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
 
@@ -121,7 +141,8 @@ class ModelCache:
             _, evicted = self._loaded.popitem(last=False)
             log.info("model evicted", extra={"model": evicted.ref.name})
         log.info("model loaded", extra={"model": f"{ref.name}:{ref.version}",
-                                        "providers": list(model.providers)})
+                                        "providers": list(model.providers),
+                                        "io_binding": model.bind_device})
         return model
 
     def _open(self, ref: ModelRef, path: Path) -> LoadedModel:
@@ -146,12 +167,15 @@ class ModelCache:
                                            providers=self._providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise ModelLoadError(f"model {ref.name}:{ref.version} does not load: {exc}") from exc
+        inputs = {s.name: s for s in _specs(session.get_inputs())}
+        providers = tuple(session.get_providers())
         model = LoadedModel(
             ref=ref,
             session=session,
-            inputs={s.name: s for s in _specs(session.get_inputs())},
+            inputs=inputs,
             outputs=tuple(o.name for o in session.get_outputs()),
-            providers=tuple(session.get_providers()),
+            providers=providers,
+            bind_device=bind_device(self._io_binding, providers, inputs.values()),
         )
         if self._warm_up:
             warm_up(model)

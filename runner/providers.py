@@ -61,7 +61,11 @@ def usable_providers(wanted: Sequence[str]) -> list[str]:
     return chosen
 
 
+#: Providers whose sessions run on an NVIDIA GPU.
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
 def device_of(providers: Sequence[str]) -> str:
-    if providers and providers[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
+    if providers and providers[0] in GPU_PROVIDERS:
         return "cuda"
     return "cpu"

@@ -158,7 +158,8 @@ class Runner:
                                  intra_op_threads=fitted_intra_op_threads(
                                      self.settings.intra_op_threads,
                                      self.settings.executor_threads),
-                                 executor=self._executor, spin=self.settings.ort_spin)
+                                 executor=self._executor, spin=self.settings.ort_spin,
+                                 io_binding=self.settings.io_binding)
         await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)

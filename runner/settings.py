@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.bus_settings import BusSettings
-from schemas.env import env_bool, env_float, env_int, env_opt, env_str
+from schemas.env import env_bool, env_choice, env_float, env_int, env_opt, env_str
 
 DEFAULT_PROVIDERS = (
     "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider",
 )
+
+IO_BINDING_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,10 @@ class RunnerSettings:
     #: ``INFERQ_ORT_SPIN``: let ONNX Runtime's idle threads spin (faster hand-off, but
     #: they burn the cores the HTTP front door needs when the box is small).
     ort_spin: bool = False
+    #: ``INFERQ_IO_BINDING``: run through ONNX Runtime's IO binding (inputs bound from
+    #: host memory, outputs left on the model's device and copied back once): ``auto``
+    #: on CUDA/TensorRT sessions only, ``on`` everywhere, ``off`` never.
+    io_binding: str = "auto"
     #: ``INFERQ_INLINE_RUN_US``: runs predicted shorter than this are made on the event
     #: loop instead of an executor thread (whose hand-off costs more); 0: never.
     inline_run_us: float = 200.0
@@ -78,6 +84,7 @@ class RunnerSettings:
             max_batch_size=env_int(env, "INFERQ_MAX_BATCH_SIZE", 32, minimum=1),
             max_queue_delay_ms=env_float(env, "INFERQ_MAX_QUEUE_DELAY_MS", 2.0, minimum=0.0),
             ort_spin=env_bool(env, "INFERQ_ORT_SPIN", False),
+            io_binding=env_choice(env, "INFERQ_IO_BINDING", "auto", IO_BINDING_MODES),
             inline_run_us=env_float(env, "INFERQ_INLINE_RUN_US", 200.0, minimum=0.0),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),

@@ -24,10 +24,11 @@ from bus.factory import make_bus
 from bus.topics import TopicNames
 from runner.batcher import Batcher, BatchExpired, BatchLimits
 from runner.errors import ModelRunError
-from runner.models import LoadedModel, _specs
+from runner.models import LoadedModel, ModelCache, _specs, bind_device
 from runner.service import Runner
 from runner.settings import RunnerSettings
 from schemas.bus_settings import BusSettings
+from schemas.env import SettingError
 from schemas.messages import (
     Expired,
     Failed,
@@ -38,6 +39,7 @@ from schemas.messages import (
     encode,
     result_decoder,
 )
+from schemas.registry import TensorSpec
 from schemas.tensors import decode_tensor, encode_array
 from tests.onnx_models import _model, add_model
 
@@ -446,3 +448,94 @@ async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
         for i in range(3):
             await b.run(model, x(i), ["y"])
     assert threading.get_ident() not in session.threads and len(session.threads) == 3
+
+
+# ---------------------------------------------------------------------------------------
+# IO binding: the same answers, batched and split, through session.io_binding()
+
+
+def bound(data: bytes) -> LoadedModel:
+    """A real session run through IO binding with outputs on the host ("cpu": the one
+    device CI has; on a GPU runner "cuda" takes the same path)."""
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return LoadedModel(
+        ref=ModelRef(name="b", version="1", uri="", sha256=hashlib.sha256(data).hexdigest()),
+        session=session, inputs={s.name: s for s in _specs(session.get_inputs())},
+        outputs=tuple(o.name for o in session.get_outputs()),
+        providers=("CPUExecutionProvider",), bind_device="cpu")
+
+
+async def test_io_binding_answers_lone_and_batched_requests_one_to_one() -> None:
+    model = bound(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(8, 0.002))
+        lone = await b.run(model, x(6), ["y"])
+        assert lone.batch_size == 1
+        np.testing.assert_array_equal(lone.outputs[0], np.full((1, 4), 7.0))
+        # A transposed (non-contiguous) input is read in its logical order.
+        strided = np.arange(8, dtype=np.float32).reshape(4, 2).T
+        out = await b.run(model, {"x": strided}, ["y"])
+        np.testing.assert_array_equal(out.outputs[0], strided + 1.0)
+        async with blocked(b):
+            feeds = [x(i, 1 + i % 2) for i in range(12)]
+            tasks = [asyncio.create_task(b.run(model, f, ["y"])) for f in feeds]
+            await asyncio.sleep(0.05)
+        outs = await asyncio.gather(*tasks)
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out.outputs[0], feeds[i]["x"] + 1.0)
+        assert out.batch_size > 1
+
+
+async def test_io_binding_still_retries_a_failing_batch_per_request() -> None:
+    model = bound(gather_model())
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            tasks = [asyncio.create_task(b.run(
+                model, {"idx": np.array([[i, 99 if i == 1 else i]], np.int64)}, ["y"]))
+                for i in range(4)]
+            await asyncio.sleep(0.05)
+        outs = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outs[1], ModelRunError)
+    for i in (0, 2, 3):
+        out = outs[i]
+        assert not isinstance(out, BaseException)
+        np.testing.assert_array_equal(out.outputs[0][0, 0], np.arange(i * 3, i * 3 + 3))
+        assert out.batch_size == 1
+
+
+def test_io_binding_is_chosen_by_mode_and_provider() -> None:
+    cuda = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    trt = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+    cpu = ("CPUExecutionProvider",)
+    nums = [TensorSpec(name="x", dtype="float32", shape=(-1, 4))]
+    text = [*nums, TensorSpec(name="s", dtype="string", shape=(-1,))]
+    assert bind_device("auto", cuda, nums) == "cuda" and bind_device("auto", trt, nums) == "cuda"
+    assert bind_device("auto", cpu, nums) is None  # session.run reads numpy in place there
+    assert bind_device("on", cpu, nums) == "cpu" and bind_device("on", cuda, nums) == "cuda"
+    assert bind_device("off", cuda, nums) is None
+    assert bind_device("auto", cuda, text) is None  # string tensors stay on the host
+
+
+def test_io_binding_setting_is_checked_by_name() -> None:
+    assert RunnerSettings.from_env({}).io_binding == "auto"
+    assert RunnerSettings.from_env({"INFERQ_IO_BINDING": " ON "}).io_binding == "on"
+    with pytest.raises(SettingError, match=r"INFERQ_IO_BINDING='gpu' is not one of auto, on, off"):
+        RunnerSettings.from_env({"INFERQ_IO_BINDING": "gpu"})
+
+
+async def test_the_model_cache_loads_sessions_for_io_binding_when_told(tmp_path: Path) -> None:
+    data = add_model()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    ref = ModelRef(name="m", version="1", uri=path.as_uri(),
+                   sha256=hashlib.sha256(data).hexdigest())
+    with ThreadPoolExecutor(1) as ex:
+        for mode, want in (("auto", None), ("on", "cpu"), ("off", None)):
+            cache = ModelCache(providers=["CPUExecutionProvider"], cache_dir=tmp_path / "c",
+                               max_models=1, intra_op_threads=1, executor=ex, io_binding=mode)
+            model = await cache.get(ref)
+            assert model.bind_device == want, mode
+            out = await Batcher(ex, slots=1, defaults=BatchLimits(4, 0.002)).run(
+                model, x(2), ["y"])
+            np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), 3.0))
