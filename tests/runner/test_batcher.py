@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from bus.base import Bus
 from bus.factory import make_bus
 from bus.topics import TopicNames
-from runner.batcher import Batcher, BatchExpired, BatchLimits
+from runner.batcher import Batcher, BatchExpired, BatchLimits, _run_one
 from runner.errors import ModelRunError
 from runner.models import LoadedModel, ModelCache, _specs, bind_device
 from runner.service import Runner
@@ -539,3 +539,12 @@ async def test_the_model_cache_loads_sessions_for_io_binding_when_told(tmp_path:
             out = await Batcher(ex, slots=1, defaults=BatchLimits(4, 0.002)).run(
                 model, x(2), ["y"])
             np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), 3.0))
+
+
+def test_io_binding_honours_terminate_as_a_cancel_relies_on() -> None:
+    model = bound(add_model())
+    opts = ort.RunOptions()
+    opts.terminate = True
+    with pytest.raises(ModelRunError, match="terminate"):
+        _run_one(model, ["y"], x(1), opts)
+    assert _run_one(model, ["y"], x(1), ort.RunOptions())[0].tolist() == [[2.0] * 4]
