@@ -31,7 +31,7 @@ from bench.rawort import RawResult, measure
 from bench.report import Row, as_json, breakdown, runners_table, scrape, table
 from bench.targets import Target, embedded, kafka, mlserver
 from runner.providers import usable_providers
-from runner.settings import DEFAULT_PROVIDERS
+from runner.settings import RunnerSettings
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_raw:
         # The providers a runner would use here (INFERQ_PROVIDERS from --env, else its
         # default TensorRT, CUDA, CPU), keeping those that really load.
-        wanted = env.get("INFERQ_PROVIDERS")
-        providers = usable_providers(tuple(p.strip() for p in wanted.split(",")) if wanted
-                                     else DEFAULT_PROVIDERS)
+        providers = usable_providers(RunnerSettings.from_env(env).providers)
         for n, m in built.items():
             raw[n] = measure(m, max(1.0, args.duration / 2), providers=providers)
             print(f"  raw ORT {n}: batch-1 p50 {raw[n].p50_ms_batch1:.3f} ms, best "

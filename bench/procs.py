@@ -21,6 +21,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds from a /proc ``stat`` file (NaN if it is gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class Proc:
     """A child process with its log file; stopped with SIGTERM, then SIGKILL."""
 
@@ -59,34 +68,20 @@ class Proc:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds so far."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+        return _stat_cpu_s(Path(f"/proc/{self.pid}/stat"))
 
     def thread_cpu_s(self) -> tuple[float, float]:
         """User + system CPU seconds so far of the main thread (the event loop, for
         inferq) and of all other threads together (ONNX Runtime's, for inferq); threads
         that already ended are not counted."""
-        main = other = 0.0
-        tick = os.sysconf("SC_CLK_TCK")
+        task = Path(f"/proc/{self.pid}/task")
         try:
-            tids = os.listdir(f"/proc/{self.pid}/task")
+            tids = os.listdir(task)
         except OSError:
             return float("nan"), float("nan")
-        for tid in tids:
-            try:
-                fields = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text(
-                ).rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # ended meanwhile
-            cpu = (int(fields[11]) + int(fields[12])) / tick
-            if int(tid) == self.pid:
-                main = cpu
-            else:
-                other += cpu
-        return main, other
+        main = _stat_cpu_s(task / str(self.pid) / "stat")
+        others = (_stat_cpu_s(task / tid / "stat") for tid in tids if int(tid) != self.pid)
+        return main, sum(c for c in others if c == c)  # NaN: a thread ended meanwhile
 
     def stop(self) -> None:
         if self.popen.poll() is None:

@@ -68,7 +68,8 @@ def fixed_model() -> bytes:
 
 
 class CountingSession:
-    """A real session that remembers the batch size of every run."""
+    """A real session that remembers the batch size of every run, plain or through IO
+    binding (counted when its first input is bound, as a plain run counts its feeds)."""
 
     def __init__(self, data: bytes) -> None:
         self.inner = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -80,8 +81,31 @@ class CountingSession:
         out: list[Any] = self.inner.run(names, feeds, opts)
         return out
 
+    def io_binding(self) -> CountingBinding:
+        return CountingBinding(self, self.inner.io_binding())
 
-def loaded(data: bytes) -> tuple[LoadedModel, CountingSession]:
+    def run_with_iobinding(self, binding: CountingBinding, opts: Any = None) -> None:
+        self.inner.run_with_iobinding(binding.inner, opts)
+
+
+class CountingBinding:
+    def __init__(self, session: CountingSession, inner: Any) -> None:
+        self.session, self.inner, self.counted = session, inner, False
+
+    def bind_cpu_input(self, name: str, array: np.ndarray[Any, Any]) -> None:
+        if not self.counted:
+            self.session.rows.append(array.shape[0])
+            self.counted = True
+        self.inner.bind_cpu_input(name, array)
+
+    def __getattr__(self, name: str) -> Any:  # bind_output, copy_outputs_to_cpu
+        return getattr(self.inner, name)
+
+
+def loaded(data: bytes, bind_device: str | None = None
+           ) -> tuple[LoadedModel, CountingSession]:
+    """A model on a counting session; ``bind_device`` "cpu" runs it through IO binding
+    with outputs on the host (the one device CI has; a GPU runner binds on "cuda")."""
     session = CountingSession(data)
     sha = hashlib.sha256(data).hexdigest()
     model = LoadedModel(
@@ -90,8 +114,13 @@ def loaded(data: bytes) -> tuple[LoadedModel, CountingSession]:
         inputs={s.name: s for s in _specs(session.inner.get_inputs())},
         outputs=tuple(o.name for o in session.inner.get_outputs()),
         providers=("CPUExecutionProvider",),
+        bind_device=bind_device,
     )
     return model, session
+
+
+#: Run the batching tests both ways: plain ``session.run`` and through IO binding.
+BOTH_WAYS = pytest.mark.parametrize("bind", [None, "cpu"], ids=["run", "io_binding"])
 
 
 class BlockingSession:
@@ -132,8 +161,9 @@ def x(i: int, rows: int = 1) -> dict[str, Any]:
     return {"x": np.full((rows, 4), float(i), np.float32)}
 
 
-async def test_lone_request_runs_at_once_as_a_batch_of_one() -> None:
-    model, session = loaded(add_model())
+@BOTH_WAYS
+async def test_lone_request_runs_at_once_as_a_batch_of_one(bind: str | None) -> None:
+    model, session = loaded(add_model(), bind)
     with ThreadPoolExecutor(1) as ex:
         # A long window must not be applied to a lone request on an idle runner.
         b = Batcher(ex, slots=1, defaults=BatchLimits(32, 5.0))
@@ -146,8 +176,9 @@ async def test_lone_request_runs_at_once_as_a_batch_of_one() -> None:
     assert session.rows == [1, 1, 1]
 
 
-async def test_requests_queued_while_busy_form_batches_and_split_back() -> None:
-    model, session = loaded(add_model())
+@BOTH_WAYS
+async def test_requests_queued_while_busy_form_batches_and_split_back(bind: str | None) -> None:
+    model, session = loaded(add_model(), bind)
     with ThreadPoolExecutor(1) as ex:
         b = Batcher(ex, slots=1, defaults=BatchLimits(8, 0.002))
         async with blocked(b):
@@ -209,8 +240,9 @@ async def test_requests_under_different_limits_never_share_a_batch() -> None:
     assert sorted(session.rows) == [1, 1, 1, 1, 2, 2, 4]
 
 
-async def test_a_bad_request_fails_alone() -> None:
-    model, session = loaded(gather_model())
+@BOTH_WAYS
+async def test_a_bad_request_fails_alone(bind: str | None) -> None:
+    model, session = loaded(gather_model(), bind)
     with ThreadPoolExecutor(1) as ex:
         b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
         async with blocked(b):
@@ -451,57 +483,17 @@ async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# IO binding: the same answers, batched and split, through session.io_binding()
+# IO binding (the batching tests above run through it too: BOTH_WAYS)
 
 
-def bound(data: bytes) -> LoadedModel:
-    """A real session run through IO binding with outputs on the host ("cpu": the one
-    device CI has; on a GPU runner "cuda" takes the same path)."""
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return LoadedModel(
-        ref=ModelRef(name="b", version="1", uri="", sha256=hashlib.sha256(data).hexdigest()),
-        session=session, inputs={s.name: s for s in _specs(session.get_inputs())},
-        outputs=tuple(o.name for o in session.get_outputs()),
-        providers=("CPUExecutionProvider",), bind_device="cpu")
-
-
-async def test_io_binding_answers_lone_and_batched_requests_one_to_one() -> None:
-    model = bound(add_model())
+async def test_io_binding_reads_a_strided_input_in_its_logical_order() -> None:
+    model, session = loaded(add_model(), "cpu")
+    strided = np.arange(8, dtype=np.float32).reshape(4, 2).T  # (2, 4), not contiguous
     with ThreadPoolExecutor(1) as ex:
-        b = Batcher(ex, slots=1, defaults=BatchLimits(8, 0.002))
-        lone = await b.run(model, x(6), ["y"])
-        assert lone.batch_size == 1
-        np.testing.assert_array_equal(lone.outputs[0], np.full((1, 4), 7.0))
-        # A transposed (non-contiguous) input is read in its logical order.
-        strided = np.arange(8, dtype=np.float32).reshape(4, 2).T
-        out = await b.run(model, {"x": strided}, ["y"])
-        np.testing.assert_array_equal(out.outputs[0], strided + 1.0)
-        async with blocked(b):
-            feeds = [x(i, 1 + i % 2) for i in range(12)]
-            tasks = [asyncio.create_task(b.run(model, f, ["y"])) for f in feeds]
-            await asyncio.sleep(0.05)
-        outs = await asyncio.gather(*tasks)
-    for i, out in enumerate(outs):
-        np.testing.assert_array_equal(out.outputs[0], feeds[i]["x"] + 1.0)
-        assert out.batch_size > 1
-
-
-async def test_io_binding_still_retries_a_failing_batch_per_request() -> None:
-    model = bound(gather_model())
-    with ThreadPoolExecutor(1) as ex:
-        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
-        async with blocked(b):
-            tasks = [asyncio.create_task(b.run(
-                model, {"idx": np.array([[i, 99 if i == 1 else i]], np.int64)}, ["y"]))
-                for i in range(4)]
-            await asyncio.sleep(0.05)
-        outs = await asyncio.gather(*tasks, return_exceptions=True)
-    assert isinstance(outs[1], ModelRunError)
-    for i in (0, 2, 3):
-        out = outs[i]
-        assert not isinstance(out, BaseException)
-        np.testing.assert_array_equal(out.outputs[0][0, 0], np.arange(i * 3, i * 3 + 3))
-        assert out.batch_size == 1
+        out = await Batcher(ex, slots=1, defaults=BatchLimits(8, 0.002)).run(
+            model, {"x": strided}, ["y"])
+    np.testing.assert_array_equal(out.outputs[0], strided + 1.0)
+    assert session.rows == [2]
 
 
 def test_io_binding_is_chosen_by_mode_and_provider() -> None:
@@ -542,7 +534,7 @@ async def test_the_model_cache_loads_sessions_for_io_binding_when_told(tmp_path:
 
 
 def test_io_binding_honours_terminate_as_a_cancel_relies_on() -> None:
-    model = bound(add_model())
+    model, _ = loaded(add_model(), "cpu")
     opts = ort.RunOptions()
     opts.terminate = True
     with pytest.raises(ModelRunError, match="terminate"):
