@@ -68,11 +68,15 @@ class Companion(Protocol):
 
 def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
     topics = TopicNames(settings.bus.topic_prefix)
+    # The lifecycle lines follow events on the result book's tail: one short-wait tail
+    # for both (results.py says why).
+    lifecycle = LifecycleView(bus, topics.events, capacity=settings.results_cache,
+                              follow=False)
     results = ResultBook(bus, topics.results, capacity=settings.results_cache,
                          max_bytes=settings.results_cache_bytes,
-                         max_waiters=settings.max_waiters)
+                         max_waiters=settings.max_waiters,
+                         alongside={topics.events: lifecycle.apply})
     core = SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s)
-    lifecycle = LifecycleView(bus, topics.events, capacity=settings.results_cache)
     # What the other views keep of a subtask follows its result in and out of the book.
     results.on_added = core.finished
     results.on_forgotten = lifecycle.forget

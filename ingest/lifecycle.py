@@ -38,24 +38,28 @@ class Lifecycle:
 
 
 class LifecycleView:
-    def __init__(self, bus: Bus, topic: str, *, capacity: int) -> None:
+    def __init__(self, bus: Bus, topic: str, *, capacity: int, follow: bool = True) -> None:
+        """``follow=False``: another tail feeds ``apply`` (ingest follows events on the
+        result book's tail); ``start`` and ``stop`` then do nothing."""
         self._bus = bus
-        self._topic = topic
+        self.topic = topic
         self._capacity = capacity
         self._subtasks: OrderedDict[str, Lifecycle] = OrderedDict()
         # Not in the background: a client that got its result asks for the subtask's
         # lines next and must find the runner's `running` line, which the runner
         # published with (or before) that result.
-        self._follower = Follower(bus, [topic], self._apply, name="lifecycle",
-                                  background=False)
+        self._follower = Follower(bus, [topic], self.apply, name="lifecycle",
+                                  background=False) if follow else None
 
     async def start(self) -> None:
-        await self._follower.start()
+        if self._follower is not None:
+            await self._follower.start()
 
     async def stop(self) -> None:
-        await self._follower.stop()
+        if self._follower is not None:
+            await self._follower.stop()
 
-    def _apply(self, rec: Record) -> None:
+    def apply(self, rec: Record) -> None:
         if rec.value is None:
             return
         try:

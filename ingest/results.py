@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -64,6 +64,7 @@ class ResultBook:
         capacity: int,
         max_waiters: int,
         max_bytes: int,
+        alongside: Mapping[str, Callable[[Record], None]] | None = None,
     ) -> None:
         self._bus = bus
         self._topic = topic
@@ -80,8 +81,18 @@ class ResultBook:
         self.on_added: Callable[[str], None] | None = None
         self.on_forgotten: Callable[[str], None] | None = None
         # On the request path: a synchronous call waits for this view, so it follows
-        # with the short fetch wait, not in the background.
-        self._follower = Follower(bus, [topic], self._apply, name="results",
+        # with the short fetch wait, not in the background. ``alongside`` are other
+        # topics read right after a result (the lifecycle lines), followed on the same
+        # tail: on Kafka every short-wait tail is a fetch per broker every few
+        # milliseconds while idle, for the broker and this process alike.
+        apply = self._apply
+        if alongside:
+            handlers = {topic: self._apply, **alongside}
+
+            def apply(rec: Record) -> None:
+                handlers[rec.topic](rec)
+
+        self._follower = Follower(bus, [topic, *(alongside or ())], apply, name="results",
                                   background=False)
         self.caught_up = self._follower.caught_up
 

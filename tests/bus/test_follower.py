@@ -9,14 +9,17 @@ from pathlib import Path
 
 from bus.embedded import EmbeddedBus, EmbeddedTail
 from bus.registry_view import RegistryView
+from ingest.app import build_context
 from ingest.lifecycle import LifecycleView
 from ingest.rate_limit import Replicas
 from ingest.results import ResultBook
 from ingest.runners_view import RunnersView
+from ingest.settings import IngestSettings
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 from runner.control import ControlListener
 from schemas.bus_settings import BusSettings
+from schemas.messages import Failed, SubtaskEvent, encode
 
 
 class RecordingBus(EmbeddedBus):
@@ -25,9 +28,11 @@ class RecordingBus(EmbeddedBus):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.background: dict[str, bool] = {}
+        self.tails: list[tuple[str, ...]] = []
 
     def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
              background: bool = False) -> EmbeddedTail:
+        self.tails.append(tuple(topics))
         for t in topics:
             self.background[t] = background
         return super().tail(topics, from_beginning=from_beginning, background=background)
@@ -56,4 +61,32 @@ async def test_only_results_and_lifecycle_lines_follow_with_the_short_wait(tmp_p
     finally:
         for view in reversed(views):
             await view.stop()
+        await bus.stop()
+
+
+async def test_ingest_follows_results_and_lifecycle_lines_on_one_tail(tmp_path: Path) -> None:
+    """One short-wait tail, not two: on Kafka each is an idle fetch every few ms."""
+    bus = RecordingBus(tmp_path / "bus")
+    await bus.start()
+    settings = IngestSettings(bus=BusSettings(topic_prefix="p."), model_dir=tmp_path / "m",
+                              files_dir=tmp_path / "f")
+    ctx = build_context(settings, bus)
+    await bus.ensure_topics(ctx.topics.specs(1))
+    await ctx.results.start()
+    await ctx.lifecycle.start()
+    try:
+        assert [t for t in bus.tails if not bus.background[t[0]]] == [("p.results", "p.events")]
+        # Both views are fed from it: a subtask's `running` line, then its result.
+        sid = "s-1"
+        running = SubtaskEvent(subtask_id=sid, task_id="t", account_id="a", kind="running",
+                               at_ms=1, message="r1")
+        await bus.publish("p.events", sid.encode(), encode(running))
+        done = Failed(subtask_id=sid, task_id="t", account_id="a", error="boom")
+        await bus.publish("p.results", sid.encode(), encode(done))
+        assert await ctx.results.watch(sid, 5) == done
+        lc = ctx.lifecycle.get(sid)
+        assert lc is not None and lc.running and lc.lines == [(1, "running on r1")]
+    finally:
+        await ctx.lifecycle.stop()
+        await ctx.results.stop()
         await bus.stop()
