@@ -4,8 +4,9 @@ Closed-loop HTTP load (aiohttp + uvloop, keep-alive, one request in flight per c
 1, 8 and 64 clients against `inferq up` on the embedded bus, separate `inferq ingest` and
 `inferq runner` processes on Kafka (the tansu test broker, started here), and the peer
 MLServer 1.7 (its own virtualenv under bench/.peer-venv); ONNX Runtime called directly
-and the broker's own round trip in the same run. Prints a Markdown table; with --json
-also writes the figures.
+and the broker's own round trip in the same run. inferq up and the MLServer targets are
+up together and take turns, run by run, on each cell; Kafka is measured alone. Prints a
+Markdown table; with --json also writes the figures.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench.cpu import CpuMeter
 from bench.hotpath import HotPath
 from bench.hotpath import measure as hot_path
 from bench.hotpath import table as hot_table
-from bench.load import closed_loop
+from bench.load import LoadResult, closed_loop
 from bench.procs import Proc, tansu
 from bench.rawort import RawResult, measure
 from bench.report import Row, as_json, breakdown, runners_table, scrape, table
@@ -50,8 +51,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds not recorded (2)")
     p.add_argument("--duration", type=float, default=8.0, help="seconds recorded (8)")
     p.add_argument("--repeat", type=int, default=1,
-                   help="runs per cell; the table shows the run with the median req/s "
-                        "(PERFORMANCE.md's method: 3)")
+                   help="runs per cell, the quiet targets (embedded, peer, peer-nobatch) "
+                        "taking turns run by run; the table shows each target's run with "
+                        "the median req/s (PERFORMANCE.md's method: 3)")
     p.add_argument("--rtt-waits", default="5",
                    help="fetch_max_wait_ms values for the broker round trip (default 5)")
     p.add_argument("--no-raw", action="store_true", help="skip raw ONNX Runtime")
@@ -68,29 +70,72 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_target(target: Target, names: list[str], clients: list[int], args: argparse.Namespace,
-               metrics_url: str | None, broker: Proc | None) -> list[Row]:
-    rows = []
+#: Targets that cost next to nothing while idle: all are started at once and each cell is
+#: measured on them in turn, run by run, so a host whose speed drifts over minutes (a VM
+#: here: 10-30 % between runs minutes apart) drifts for all of them alike and their ratios
+#: hold. Kafka is measured alone: its idle consumers poll the broker every few ms.
+QUIET = ("embedded", "peer", "peer-nobatch")
+
+#: A started target, where its runner metrics are scraped, and its broker (Kafka).
+Measured = tuple[Target, str | None, Proc | None]
+
+
+def start_target(kind: str, built: dict[str, bench_models.BenchModel], work: Path,
+                 args: argparse.Namespace, env: dict[str, str],
+                 bootstrap: str | None) -> tuple[Target, str | None]:
+    """A target up and ready, and where its runner's metrics are scraped (if anywhere)."""
+    started = time.monotonic()
+    metrics: str | None = None
+    if kind == "embedded":
+        target = embedded(built, work, args.dialect, env)
+        metrics = target.endpoints[next(iter(built))].url.split("/api/")[0].split("/v2/")[0]
+        metrics += "/metrics"
+    elif kind == "kafka":
+        assert bootstrap is not None
+        target = kafka(built, work, args.dialect, bootstrap, env)
+        rport = target.measured.popen.args[-1]  # the runner's --port
+        metrics = f"http://127.0.0.1:{rport}/metrics"
+    elif kind in ("peer", "peer-nobatch"):
+        target = mlserver(built, work, batching=kind == "peer")
+    else:
+        raise SystemExit(f"unknown target {kind!r}")
+    print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return target, metrics
+
+
+def run_once(target: Target, name: str, clients: int, args: argparse.Namespace,
+             metrics_url: str | None, broker: Proc | None
+             ) -> tuple[LoadResult, dict[str, float], dict[str, float]]:
+    ep = target.endpoints[name]
+    before = scrape(metrics_url)
+    cpu = CpuMeter(target.procs, broker)
+    res = asyncio.run(closed_loop(ep.url, ep.body, ep.headers, clients, args.warmup,
+                                  args.duration, ep.ok_marker, cpu.mark))
+    print(f"  {target.name:<38} {name:<8} c={clients:<3} {res.rps:9,.0f} req/s  "
+          f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  errors {res.errors}"
+          + (f" ({res.first_error[:120]})" if res.errors else ""),
+          file=sys.stderr, flush=True)
+    return res, breakdown(before, scrape(metrics_url)), cpu.per_request_us(res.ok)
+
+
+def run_group(group: list[Measured], names: list[str], clients: list[int],
+              args: argparse.Namespace) -> dict[str, list[Row]]:
+    """Every cell on every target of ``group``, the targets taking turns run by run; each
+    target's row for a cell is its run with the median req/s."""
+    rows: dict[str, list[Row]] = {t.name: [] for t, _, _ in group}
     for name in names:
-        ep = target.endpoints[name]
         for c in clients:
-            runs = []
+            runs: dict[str, list[tuple[LoadResult, dict[str, float], dict[str, float]]]] = {
+                t.name: [] for t, _, _ in group}
             for _ in range(max(1, args.repeat)):
-                before = scrape(metrics_url)
-                cpu = CpuMeter(target.procs, broker)
-                res = asyncio.run(closed_loop(ep.url, ep.body, ep.headers, c, args.warmup,
-                                              args.duration, ep.ok_marker, cpu.mark))
-                runs.append((res, breakdown(before, scrape(metrics_url)),
-                             cpu.per_request_us(res.ok)))
-                print(f"  {target.name:<38} {name:<8} c={c:<3} {res.rps:9,.0f} req/s  "
-                      f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  "
-                      f"errors {res.errors}"
-                      + (f" ({res.first_error[:120]})" if res.errors else ""),
-                      file=sys.stderr, flush=True)
-            runs.sort(key=lambda run: run[0].rps)
-            res, stages, cpu_us = runs[len(runs) // 2]
-            rows.append(Row(target.name, name, res, target.measured.peak_rss_mib(), stages,
-                            rss_now_mib=target.measured.rss_mib(), cpu_us=cpu_us))
+                for target, metrics, broker in group:
+                    runs[target.name].append(run_once(target, name, c, args, metrics, broker))
+            for target, _, _ in group:
+                ordered = sorted(runs[target.name], key=lambda run: run[0].rps)
+                res, stages, cpu_us = ordered[len(ordered) // 2]
+                rows[target.name].append(Row(
+                    target.name, name, res, target.measured.peak_rss_mib(), stages,
+                    rss_now_mib=target.measured.rss_mib(), cpu_us=cpu_us))
     return rows
 
 
@@ -136,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     ran: dict[str, str] = {}
     rtts: list[RoundTrip] = []
-    broker = None
+    broker: Proc | None = None
+    bootstrap: str | None = None
     try:
         if "kafka" in targets:
             broker, bootstrap = tansu(work)
@@ -147,31 +193,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  broker round trip (wait {w} ms): p50 {t.p50_ms:.2f} ms, p99 "
                       f"{t.p99_ms:.2f} ms, broker CPU {t.broker_cpu_ms_per_trip:.3f} ms/trip",
                       file=sys.stderr, flush=True)
-        for kind in targets:
-            started = time.monotonic()
-            if kind == "embedded":
-                target = embedded(built, work, args.dialect, env)
-                metrics = target.endpoints[names[0]].url.split("/api/")[0].split("/v2/")[0]
-                metrics += "/metrics"
-            elif kind == "kafka":
-                assert broker is not None
-                target = kafka(built, work, args.dialect, bootstrap, env)
-                rport = target.measured.popen.args[-1]  # the runner's --port
-                metrics = f"http://127.0.0.1:{rport}/metrics"
-            elif kind in ("peer", "peer-nobatch"):
-                target = mlserver(built, work, batching=kind == "peer")
-                metrics = None
-            else:
-                raise SystemExit(f"unknown target {kind!r}")
-            print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
-            if "engines" in target.extra:
-                ran[target.name] = target.extra["engines"]
-                print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
+        by_kind: dict[str, list[Row]] = {}
+        # The quiet targets together, taking turns (QUIET); then each other one alone.
+        batches = [[k for k in targets if k in QUIET]] + [[k] for k in targets if k not in QUIET]
+        for kinds in (b for b in batches if b):
+            group: list[Measured] = []
             try:
-                rows += run_target(target, names, clients, args, metrics,
-                                   broker if kind == "kafka" else None)
+                for kind in kinds:
+                    target, metrics = start_target(kind, built, work, args, env, bootstrap)
+                    group.append((target, metrics, broker if kind == "kafka" else None))
+                    if "engines" in target.extra:
+                        ran[target.name] = target.extra["engines"]
+                        print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
+                got = run_group(group, names, clients, args)
+                for kind, (target, _, _) in zip(kinds, group, strict=True):
+                    by_kind[kind] = got[target.name]
             finally:
-                target.stop()
+                for target, _, _ in reversed(group):
+                    target.stop()
+        rows = [row for kind in targets for row in by_kind.get(kind, [])]
     finally:
         if broker is not None:
             broker.stop()

@@ -3,6 +3,7 @@ over HTTP, and the table reports what it measured (seconds, not a benchmark)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import bench.__main__ as bench_main
 from bench.hotpath import STAGES
 from bench.load import LoadResult
 from bench.rawort import RawResult
 from bench.report import Row, breakdown, table
+from bench.targets import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +71,30 @@ def test_quick_run_against_inferq_up(dialect: str) -> None:
         r"inferq embedded\s+tiny\s+c=2\s+([\d,]+) req/s", proc.stderr)]
     assert len(runs) == 3, proc.stderr
     assert sorted(runs)[1] == int(row.group(1).replace(",", "")), (runs, row.group(0))
+
+
+def test_quiet_targets_take_turns_run_by_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each cell is run on every target in turn, repeat by repeat (a drifting host drifts
+    for all alike), and each target's row is its own median run."""
+    class Measured:
+        def peak_rss_mib(self) -> float:
+            return 1.0
+
+        def rss_mib(self) -> float:
+            return 1.0
+
+    calls: list[tuple[str, str, int]] = []
+    rps = {"a": iter([30, 10, 20, 30, 10, 20]), "b": iter([5, 7, 6, 9, 8, 7])}
+
+    def run_once(target, name, clients, args, metrics, broker):  # type: ignore[no-untyped-def]
+        calls.append((target.name, name, clients))
+        ok = next(rps[target.name])
+        return LoadResult(clients, 1.0, ok=ok, latencies_ms=[float(ok)]), {}, {}
+
+    monkeypatch.setattr(bench_main, "run_once", run_once)
+    group = [(Target(n, {}, [], Measured()), None, None) for n in ("a", "b")]  # type: ignore[arg-type]
+    rows = bench_main.run_group(group, ["tiny"], [1, 8], argparse.Namespace(repeat=3))
+    assert calls == [(t, "tiny", c) for c in (1, 8) for _ in range(3) for t in ("a", "b")]
+    assert [r.load.ok for r in rows["a"]] == [20, 20]  # medians of 30, 10, 20 each time
+    assert [r.load.ok for r in rows["b"]] == [6, 8]
+    assert [r.load.clients for r in rows["b"]] == [1, 8]
