@@ -15,10 +15,14 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bench import models as bench_models
 from bench.broker import RoundTrip, round_trip
@@ -26,7 +30,7 @@ from bench.cpu import CpuMeter
 from bench.hotpath import HotPath
 from bench.hotpath import measure as hot_path
 from bench.hotpath import table as hot_table
-from bench.load import LoadResult, closed_loop
+from bench.load import closed_loop
 from bench.procs import Proc, tansu
 from bench.rawort import RawResult, measure
 from bench.report import Row, as_json, breakdown, runners_table, scrape, table
@@ -76,13 +80,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 #: hold. Kafka is measured alone: its idle consumers poll the broker every few ms.
 QUIET = ("embedded", "peer", "peer-nobatch")
 
-#: A started target, where its runner metrics are scraped, and its broker (Kafka).
-Measured = tuple[Target, str | None, Proc | None]
-
 
 def start_target(kind: str, built: dict[str, bench_models.BenchModel], work: Path,
                  args: argparse.Namespace, env: dict[str, str],
-                 bootstrap: str | None) -> tuple[Target, str | None]:
+                 bootstrap: str | None = None) -> tuple[Target, str | None]:
     """A target up and ready, and where its runner's metrics are scraped (if anywhere)."""
     started = time.monotonic()
     metrics: str | None = None
@@ -104,8 +105,8 @@ def start_target(kind: str, built: dict[str, bench_models.BenchModel], work: Pat
 
 
 def run_once(target: Target, name: str, clients: int, args: argparse.Namespace,
-             metrics_url: str | None, broker: Proc | None
-             ) -> tuple[LoadResult, dict[str, float], dict[str, float]]:
+             metrics_url: str | None, broker: Proc | None) -> Row:
+    """One closed-loop run; RSS as the run ends (peak: the most so far)."""
     ep = target.endpoints[name]
     before = scrape(metrics_url)
     cpu = CpuMeter(target.procs, broker)
@@ -115,27 +116,84 @@ def run_once(target: Target, name: str, clients: int, args: argparse.Namespace,
           f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  errors {res.errors}"
           + (f" ({res.first_error[:120]})" if res.errors else ""),
           file=sys.stderr, flush=True)
-    return res, breakdown(before, scrape(metrics_url)), cpu.per_request_us(res.ok)
+    return Row(target.name, name, res, target.measured.peak_rss_mib(),
+               breakdown(before, scrape(metrics_url)), rss_now_mib=target.measured.rss_mib(),
+               cpu_us=cpu.per_request_us(res.ok))
 
 
-def run_group(group: list[Measured], names: list[str], clients: list[int],
-              args: argparse.Namespace) -> dict[str, list[Row]]:
-    """Every cell on every target of ``group``, the targets taking turns run by run; each
-    target's row for a cell is its run with the median req/s."""
-    rows: dict[str, list[Row]] = {t.name: [] for t, _, _ in group}
+class Slot(Protocol):
+    """Something the bench measures: a name for its rows, and one run of a cell."""
+
+    name: str
+
+    def run(self, model: str, clients: int) -> Row: ...
+
+
+@dataclass
+class Standing:
+    """A target up for the whole group."""
+
+    target: Target
+    metrics: str | None
+    args: argparse.Namespace
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.target.name
+
+    def run(self, model: str, clients: int) -> Row:
+        return run_once(self.target, model, clients, self.args, self.metrics, None)
+
+
+@dataclass
+class FreshKafka:
+    """Ingest and runner on a new broker for every run. The test broker (tansu 0.6, in
+    memory) spends more per fetch and produce the more records a partition holds (a
+    produce-consume hop: 1.3 ms of its CPU at 700 records, 4 ms at 21,000, 20 ms at
+    81,000), so on one broker for the whole bench each model ran slower than the one
+    measured before it."""
+
+    built: dict[str, bench_models.BenchModel]
+    work: Path
+    args: argparse.Namespace
+    env: dict[str, str]
+    name: str = "inferq kafka"
+    #: The engines API's answer from the first start (device and providers).
+    engines: str = ""
+    _runs: int = 0
+
+    def run(self, model: str, clients: int) -> Row:
+        self._runs += 1
+        work = self.work / f"kafka-run{self._runs}"
+        work.mkdir(parents=True)
+        broker, bootstrap = tansu(work)
+        try:
+            target, metrics = start_target("kafka", self.built, work, self.args, self.env,
+                                           bootstrap)
+            try:
+                self.engines = self.engines or str(target.extra.get("engines", ""))
+                return run_once(target, model, clients, self.args, metrics, broker)
+            finally:
+                target.stop()
+        finally:
+            broker.stop()
+            shutil.rmtree(work, ignore_errors=True)  # its copies of the models
+
+
+def run_group(slots: Sequence[Slot], names: list[str], clients: list[int],
+              repeat: int) -> dict[str, list[Row]]:
+    """Every cell on every slot, the slots taking turns run by run; each slot's row for a
+    cell is its run with the median req/s."""
+    rows: dict[str, list[Row]] = {s.name: [] for s in slots}
     for name in names:
         for c in clients:
-            runs: dict[str, list[tuple[LoadResult, dict[str, float], dict[str, float]]]] = {
-                t.name: [] for t, _, _ in group}
-            for _ in range(max(1, args.repeat)):
-                for target, metrics, broker in group:
-                    runs[target.name].append(run_once(target, name, c, args, metrics, broker))
-            for target, _, _ in group:
-                ordered = sorted(runs[target.name], key=lambda run: run[0].rps)
-                res, stages, cpu_us = ordered[len(ordered) // 2]
-                rows[target.name].append(Row(
-                    target.name, name, res, target.measured.peak_rss_mib(), stages,
-                    rss_now_mib=target.measured.rss_mib(), cpu_us=cpu_us))
+            runs: dict[str, list[Row]] = {s.name: [] for s in slots}
+            for _ in range(max(1, repeat)):
+                for slot in slots:
+                    runs[slot.name].append(slot.run(name, c))
+            for slot in slots:
+                ordered = sorted(runs[slot.name], key=lambda row: row.load.rps)
+                rows[slot.name].append(ordered[len(ordered) // 2])
     return rows
 
 
@@ -178,14 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k} {v:,.1f}" for k, v in paths[-1].us.items()) + " us",
                 file=sys.stderr, flush=True)
 
-    rows: list[Row] = []
     ran: dict[str, str] = {}
     rtts: list[RoundTrip] = []
-    broker: Proc | None = None
-    bootstrap: str | None = None
-    try:
-        if "kafka" in targets:
-            broker, bootstrap = tansu(work)
+    if "kafka" in targets:
+        # On a broker of its own, with new topics (FreshKafka says why).
+        broker, bootstrap = tansu(work)
+        try:
             for w in [int(x) for x in args.rtt_waits.split(",") if x]:
                 rtts.append(asyncio.run(round_trip(bootstrap, w, max(2.0, args.duration / 2),
                                                    broker.cpu_s)))
@@ -193,28 +249,34 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  broker round trip (wait {w} ms): p50 {t.p50_ms:.2f} ms, p99 "
                       f"{t.p99_ms:.2f} ms, broker CPU {t.broker_cpu_ms_per_trip:.3f} ms/trip",
                       file=sys.stderr, flush=True)
-        by_kind: dict[str, list[Row]] = {}
-        # The quiet targets together, taking turns (QUIET); then each other one alone.
-        batches = [[k for k in targets if k in QUIET]] + [[k] for k in targets if k not in QUIET]
-        for kinds in (b for b in batches if b):
-            group: list[Measured] = []
-            try:
-                for kind in kinds:
-                    target, metrics = start_target(kind, built, work, args, env, bootstrap)
-                    group.append((target, metrics, broker if kind == "kafka" else None))
-                    if "engines" in target.extra:
-                        ran[target.name] = target.extra["engines"]
-                        print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
-                got = run_group(group, names, clients, args)
-                for kind, (target, _, _) in zip(kinds, group, strict=True):
-                    by_kind[kind] = got[target.name]
-            finally:
-                for target, _, _ in reversed(group):
-                    target.stop()
-        rows = [row for kind in targets for row in by_kind.get(kind, [])]
-    finally:
-        if broker is not None:
+        finally:
             broker.stop()
+    by_kind: dict[str, list[Row]] = {}
+    quiet = [k for k in targets if k in QUIET]
+    if quiet:  # up together, taking turns (QUIET)
+        standing: list[Standing] = []
+        try:
+            for kind in quiet:
+                target, metrics = start_target(kind, built, work, args, env)
+                standing.append(Standing(target, metrics, args))
+                if "engines" in target.extra:
+                    ran[target.name] = target.extra["engines"]
+                    print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
+            got = run_group(standing, names, clients, args.repeat)
+            for kind, slot in zip(quiet, standing, strict=True):
+                by_kind[kind] = got[slot.name]
+        finally:
+            for slot in reversed(standing):
+                slot.target.stop()
+    for kind in targets:
+        if kind in QUIET:
+            continue
+        if kind != "kafka":
+            raise SystemExit(f"unknown target {kind!r}")
+        fresh = FreshKafka(built, work, args, env)
+        by_kind[kind] = run_group([fresh], names, clients, args.repeat)[fresh.name]
+        ran[fresh.name] = fresh.engines
+    rows = [row for kind in targets for row in by_kind.get(kind, [])]
     print(table(rows, raw, rtts, model_mib) + hot_table(paths) + runners_table(ran))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

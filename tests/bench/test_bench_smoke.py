@@ -3,7 +3,6 @@ over HTTP, and the table reports what it measured (seconds, not a benchmark)."""
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from bench.hotpath import STAGES
 from bench.load import LoadResult
 from bench.rawort import RawResult
 from bench.report import Row, breakdown, table
-from bench.targets import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,28 +71,44 @@ def test_quick_run_against_inferq_up(dialect: str) -> None:
     assert sorted(runs)[1] == int(row.group(1).replace(",", "")), (runs, row.group(0))
 
 
-def test_quiet_targets_take_turns_run_by_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each cell is run on every target in turn, repeat by repeat (a drifting host drifts
-    for all alike), and each target's row is its own median run."""
-    class Measured:
-        def peak_rss_mib(self) -> float:
-            return 1.0
-
-        def rss_mib(self) -> float:
-            return 1.0
-
+def test_targets_take_turns_run_by_run() -> None:
+    """Each cell is run on every slot in turn, repeat by repeat (a drifting host drifts
+    for all alike), and each slot's row is its own median run."""
     calls: list[tuple[str, str, int]] = []
-    rps = {"a": iter([30, 10, 20, 30, 10, 20]), "b": iter([5, 7, 6, 9, 8, 7])}
 
-    def run_once(target, name, clients, args, metrics, broker):  # type: ignore[no-untyped-def]
-        calls.append((target.name, name, clients))
-        ok = next(rps[target.name])
-        return LoadResult(clients, 1.0, ok=ok, latencies_ms=[float(ok)]), {}, {}
+    class Fake:
+        def __init__(self, name: str, rps: list[int]) -> None:
+            self.name = name
+            self._rps = iter(rps)
 
-    monkeypatch.setattr(bench_main, "run_once", run_once)
-    group = [(Target(n, {}, [], Measured()), None, None) for n in ("a", "b")]  # type: ignore[arg-type]
-    rows = bench_main.run_group(group, ["tiny"], [1, 8], argparse.Namespace(repeat=3))
+        def run(self, model: str, clients: int) -> Row:
+            calls.append((self.name, model, clients))
+            ok = next(self._rps)
+            return Row(self.name, model, LoadResult(clients, 1.0, ok=ok,
+                                                    latencies_ms=[float(ok)]), 1.0)
+
+    slots = [Fake("a", [30, 10, 20, 30, 10, 20]), Fake("b", [5, 7, 6, 9, 8, 7])]
+    rows = bench_main.run_group(slots, ["tiny"], [1, 8], repeat=3)
     assert calls == [(t, "tiny", c) for c in (1, 8) for _ in range(3) for t in ("a", "b")]
     assert [r.load.ok for r in rows["a"]] == [20, 20]  # medians of 30, 10, 20 each time
     assert [r.load.ok for r in rows["b"]] == [6, 8]
     assert [r.load.clients for r in rows["b"]] == [1, 8]
+
+
+def test_kafka_runs_each_on_a_broker_of_its_own() -> None:
+    """tansu slows as its partitions fill, so every Kafka run starts on new topics: its
+    own broker, ingest and runner, and the round trip on one more."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--models", "tiny", "--clients", "1",
+         "--targets", "kafka", "--no-raw", "--no-hotpath", "--repeat", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("inferq kafka: up in") == 2, proc.stderr
+    row = re.search(r"^\| inferq kafka \| tiny \| 1 \| ([\d,]+) \|.* \| ([\d,]+) / ([\d,]+) / "
+                    r"([\d,]+) / ([\d,]+) \|$", proc.stdout, re.M)
+    assert row, proc.stdout
+    assert int(row.group(1).replace(",", "")) > 0
+    assert int(row.group(4).replace(",", "")) > 0  # the run's own broker did the work
+    assert re.search(r"^\| 5 \| [\d.]+ \| [\d.]+ \| \d+ \|", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^\| inferq kafka \| cpu \(CPUExecutionProvider\) \|$", proc.stdout,
+                     re.M), proc.stdout
