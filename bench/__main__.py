@@ -32,7 +32,7 @@ from bench.hotpath import measure as hot_path
 from bench.hotpath import table as hot_table
 from bench.load import closed_loop
 from bench.procs import Proc, tansu
-from bench.rawort import RawResult, measure
+from bench.rawort import RawResult, bracket, measure
 from bench.report import Row, as_json, breakdown, runners_table, scrape, table
 from bench.targets import Target, embedded, kafka, mlserver
 from runner.providers import usable_providers
@@ -116,9 +116,10 @@ def run_once(target: Target, name: str, clients: int, args: argparse.Namespace,
           f"p50 {res.pct(50):7.2f} ms  p99 {res.pct(99):7.2f} ms  errors {res.errors}"
           + (f" ({res.first_error[:120]})" if res.errors else ""),
           file=sys.stderr, flush=True)
-    return Row(target.name, name, res, target.measured.peak_rss_mib(),
-               breakdown(before, scrape(metrics_url)), rss_now_mib=target.measured.rss_mib(),
-               cpu_us=cpu.per_request_us(res.ok))
+    stages = breakdown(before, scrape(metrics_url))
+    now = target.measured.rss_mib()  # before the peak: VmHWM is never below an earlier VmRSS
+    return Row(target.name, name, res, target.measured.peak_rss_mib(), stages,
+               rss_now_mib=now, cpu_us=cpu.per_request_us(res.ok))
 
 
 class Slot(Protocol):
@@ -217,16 +218,21 @@ def main(argv: list[str] | None = None) -> int:
     built = bench_models.build(names, work / "models")
     model_mib = {n: m.path.stat().st_size / 2**20 for n, m in built.items()}
 
+    # The providers a runner would use here (INFERQ_PROVIDERS from --env, else its default
+    # TensorRT, CUDA, CPU), keeping those that really load.
+    providers = usable_providers(RunnerSettings.from_env(env).providers)
+
+    def raw_ort(n: str) -> RawResult:
+        r = measure(built[n], max(1.0, args.duration / 2), providers=providers)
+        print(f"  raw ORT {n}: batch-1 p50 {r.p50_ms_batch1:.3f} ms, best "
+              f"{r.best_samples_s:,.0f} samples/s at batch {r.best_batch} on {r.provider}",
+              file=sys.stderr, flush=True)
+        return r
+
+    quiet = [k for k in targets if k in QUIET]
     raw: dict[str, RawResult] = {}
-    if not args.no_raw:
-        # The providers a runner would use here (INFERQ_PROVIDERS from --env, else its
-        # default TensorRT, CUDA, CPU), keeping those that really load.
-        providers = usable_providers(RunnerSettings.from_env(env).providers)
-        for n, m in built.items():
-            raw[n] = measure(m, max(1.0, args.duration / 2), providers=providers)
-            print(f"  raw ORT {n}: batch-1 p50 {raw[n].p50_ms_batch1:.3f} ms, best "
-                  f"{raw[n].best_samples_s:,.0f} samples/s at batch {raw[n].best_batch} "
-                  f"on {raw[n].provider}", file=sys.stderr, flush=True)
+    if not args.no_raw and not quiet:  # else around each model's turns (below)
+        raw = {n: raw_ort(n) for n in names}
 
     paths: list[HotPath] = []
     if not args.no_hotpath:
@@ -252,7 +258,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             broker.stop()
     by_kind: dict[str, list[Row]] = {}
-    quiet = [k for k in targets if k in QUIET]
     if quiet:  # up together, taking turns (QUIET)
         standing: list[Standing] = []
         try:
@@ -262,9 +267,14 @@ def main(argv: list[str] | None = None) -> int:
                 if "engines" in target.extra:
                     ran[target.name] = target.extra["engines"]
                     print(f"{target.name}: runners {ran[target.name]}", file=sys.stderr)
-            got = run_group(standing, names, clients, args.repeat)
-            for kind, slot in zip(quiet, standing, strict=True):
-                by_kind[kind] = got[slot.name]
+            for n in names:
+                # Raw ORT just before and just after the model's turns (rawort.bracket).
+                before = None if args.no_raw else raw_ort(n)
+                got = run_group(standing, [n], clients, args.repeat)
+                if before is not None:
+                    raw[n] = bracket(before, raw_ort(n))
+                for kind, slot in zip(quiet, standing, strict=True):
+                    by_kind.setdefault(kind, []).extend(got[slot.name])
         finally:
             for slot in reversed(standing):
                 slot.target.stop()

@@ -20,6 +20,19 @@ class RawResult:
     best_batch: int
     #: The execution provider the sessions ran on (the first of those given that loaded).
     provider: str = "CPUExecutionProvider"
+    #: Best samples/s measured just before and just after the servers' runs (``bracket``).
+    spread: tuple[float, ...] = ()
+
+
+def bracket(before: RawResult, after: RawResult) -> RawResult:
+    """Raw ORT measured just before and just after the servers' runs of a model: their
+    mean, both kept. Measured once at the start, a host whose speed drifts would compare
+    the servers with another moment's ceiling (1,477 vs 1,845 samples/s for mlp_big in two
+    runs minutes apart here)."""
+    faster = after if after.best_samples_s > before.best_samples_s else before
+    return RawResult((before.p50_ms_batch1 + after.p50_ms_batch1) / 2,
+                     (before.best_samples_s + after.best_samples_s) / 2, faster.best_batch,
+                     before.provider, (before.best_samples_s, after.best_samples_s))
 
 
 def session(model: BenchModel, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)

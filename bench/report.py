@@ -73,8 +73,10 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
              "| model | batch-1 p50 ms | best samples/s (batch) | model MiB | provider |",
              "|---|---:|---:|---:|---|"]
     for name, r in raw.items():
+        spread = (f" — {r.spread[0]:,.0f} before, {r.spread[1]:,.0f} after"
+                  if len(r.spread) == 2 else "")
         lines.append(f"| {name} | {r.p50_ms_batch1:.3f} | {r.best_samples_s:,.0f} "
-                     f"({r.best_batch}) | {model_mib.get(name, 0):.1f} | {r.provider} |")
+                     f"({r.best_batch}){spread} | {model_mib.get(name, 0):.1f} | {r.provider} |")
     if rtts:
         lines += ["", "## Broker round trip (produce→consume→produce→consume, 1 KiB)", "",
                   "| fetch_max_wait_ms | p50 ms | p99 ms | trips | broker CPU ms/trip |",

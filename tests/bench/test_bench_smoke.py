@@ -13,7 +13,7 @@ import pytest
 import bench.__main__ as bench_main
 from bench.hotpath import STAGES
 from bench.load import LoadResult
-from bench.rawort import RawResult
+from bench.rawort import RawResult, bracket
 from bench.report import Row, breakdown, table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +39,32 @@ def test_table_ratios_and_breakdown() -> None:
     assert "| tiny | 0.010 | 1,000 (32) | 0.0 | CPUExecutionProvider |" in out
 
 
+def test_raw_ort_bracketing_the_turns_is_their_mean() -> None:
+    r = bracket(RawResult(0.01, 1000.0, 32), RawResult(0.03, 3000.0, 64))
+    assert (r.best_samples_s, r.best_batch, r.spread) == (2000.0, 64, (1000.0, 3000.0))
+    assert abs(r.p50_ms_batch1 - 0.02) < 1e-12
+    load = LoadResult(clients=8, seconds=2.0, ok=200, latencies_ms=[1.0])
+    out = table([Row("inferq embedded", "tiny", load, 1.0)], {"tiny": r}, [], {"tiny": 0.0})
+    assert "| tiny | 0.020 | 2,000 (64) — 1,000 before, 3,000 after |" in out
+    assert "| 0.0500 |" in out  # 100 req/s against the mean, 2,000
+
+
 @pytest.mark.parametrize("dialect", ["submit", "v2-binary"])
 def test_quick_run_against_inferq_up(dialect: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--models", "tiny", "--clients", "2",
-         "--targets", "embedded", "--no-raw", "--repeat", "3", "--dialect", dialect],
+         "--targets", "embedded", "--repeat", "3", "--dialect", dialect,
+         *(["--no-raw"] if dialect != "submit" else [])],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if dialect == "submit":
+        # Raw ORT just before and just after the model's turns, both shown, their mean used.
+        raw = re.search(r"^\| tiny \| [\d.]+ \| ([\d,]+) \(\d+\) — ([\d,]+) before, ([\d,]+) "
+                        r"after \|", proc.stdout, re.M)
+        assert raw, proc.stdout
+        mean, before, after = (int(g.replace(",", "")) for g in raw.groups())
+        assert before > 0 and after > 0 and abs(mean - (before + after) / 2) <= 1
+        assert proc.stderr.count("raw ORT tiny:") == 2
     row = re.search(r"^\| inferq embedded \| tiny \| 2 \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| (\d+) \| "
                     r"(\d+) / (\d+) \|", proc.stdout, re.M)
     assert row, proc.stdout
