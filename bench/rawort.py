@@ -21,7 +21,7 @@ class RawResult:
     #: The execution provider the sessions ran on (the first of those given that loaded).
     provider: str = "CPUExecutionProvider"
     #: Best samples/s measured just before and just after the servers' runs (``bracket``).
-    spread: tuple[float, ...] = ()
+    spread: tuple[float, float] | None = None
 
 
 def bracket(before: RawResult, after: RawResult) -> RawResult:

@@ -74,7 +74,7 @@ def table(rows: list[Row], raw: dict[str, RawResult], rtts: list[RoundTrip],
              "|---|---:|---:|---:|---|"]
     for name, r in raw.items():
         spread = (f" — {r.spread[0]:,.0f} before, {r.spread[1]:,.0f} after"
-                  if len(r.spread) == 2 else "")
+                  if r.spread else "")
         lines.append(f"| {name} | {r.p50_ms_batch1:.3f} | {r.best_samples_s:,.0f} "
                      f"({r.best_batch}){spread} | {model_mib.get(name, 0):.1f} | {r.provider} |")
     if rtts:

@@ -16,11 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bus.base import Bus, Record, Tail
 
 log = logging.getLogger(__name__)
+
+
+def by_topic(handlers: Mapping[str, Callable[[Record], None]]) -> Callable[[Record], None]:
+    """One ``apply`` for views that share a follower: each record goes to its topic's."""
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+    return lambda rec: handlers[rec.topic](rec)
 
 
 class Follower:

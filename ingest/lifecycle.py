@@ -42,7 +42,6 @@ class LifecycleView:
         """``follow=False``: another tail feeds ``apply`` (ingest follows events on the
         result book's tail); ``start`` and ``stop`` then do nothing."""
         self._bus = bus
-        self.topic = topic
         self._capacity = capacity
         self._subtasks: OrderedDict[str, Lifecycle] = OrderedDict()
         # Not in the background: a client that got its result asks for the subtask's

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from bus.base import Bus, Record
-from bus.follower import Follower
+from bus.follower import Follower, by_topic
 from ingest.errors import Overloaded
 from schemas.messages import SubtaskResult, Succeeded, result_decoder
 
@@ -85,14 +85,8 @@ class ResultBook:
         # topics read right after a result (the lifecycle lines), followed on the same
         # tail: on Kafka every short-wait tail is a fetch per broker every few
         # milliseconds while idle, for the broker and this process alike.
-        apply = self._apply
-        if alongside:
-            handlers = {topic: self._apply, **alongside}
-
-            def apply(rec: Record) -> None:
-                handlers[rec.topic](rec)
-
-        self._follower = Follower(bus, [topic, *(alongside or ())], apply, name="results",
+        handlers = {topic: self._apply, **(alongside or {})}
+        self._follower = Follower(bus, list(handlers), by_topic(handlers), name="results",
                                   background=False)
         self.caught_up = self._follower.caught_up
 
