@@ -84,7 +84,8 @@ class SubmitCore:
     ) -> InferenceRequest:
         """A new request of ``task`` on ``model``, with its deadline and the batching
         limits of the task, else of the model (else the runner's own)."""
-        now = int(time.time() * 1000)
+        now_us = time.time_ns() // 1000
+        now = now_us // 1000
         max_batch_size, max_queue_delay_ms = batching_limits(task, model)
         return InferenceRequest(
             subtask_id=uuid4(),
@@ -96,6 +97,7 @@ class SubmitCore:
             url_inputs=url_inputs,
             outputs=tuple(outputs),
             created_at_ms=now,
+            created_at_us=now_us,
             deadline_ms=now + int(self._deadline_s * 1000),
             max_batch_size=max_batch_size,
             max_queue_delay_ms=max_queue_delay_ms,

@@ -42,6 +42,9 @@ class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
     #: Output names wanted, in order; empty means every output of the graph.
     outputs: tuple[str, ...] = ()
     created_at_ms: int = 0
+    #: The same submit time in microseconds, so the runner's queue time resolves below a
+    #: millisecond (0 from an ingest that predates it: the runner falls back to ms).
+    created_at_us: int = 0
     #: Past this wall-clock time the request is answered ``expired`` and never run.
     deadline_ms: int = 0
     #: Where the notifier delivers the final event (the request's or its task's).
