@@ -126,7 +126,8 @@ def run_once(target: Target, name: str, clients: int, args: argparse.Namespace,
 class Slot(Protocol):
     """Something the bench measures: a name for its rows, and one run of a cell."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def run(self, model: str, clients: int) -> Row: ...
 
@@ -138,10 +139,10 @@ class Standing:
     target: Target
     metrics: str | None
     args: argparse.Namespace
-    name: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.name = self.target.name
+    @property
+    def name(self) -> str:
+        return self.target.name
 
     def run(self, model: str, clients: int) -> Row:
         return run_once(self.target, model, clients, self.args, self.metrics, None)

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from runner.service import _queued_ms
-from schemas.messages import InferenceRequest, ModelRef
+from schemas.messages import InferenceRequest, ModelRef, request_decoder
 
 MODEL = ModelRef(name="m", version="1", uri="file:///m.onnx", sha256="0" * 64)
 
@@ -23,11 +23,12 @@ def test_microsecond_stamp_resolves_below_a_millisecond() -> None:
 
 
 def test_an_older_ingest_without_microseconds_gets_milliseconds() -> None:
-    # Encoded by a struct without the field, as an ingest that predates it sends it.
-    old = msgspec.json.encode({"subtask_id": "s", "task_id": "t", "account_id": "a",
-                               "model": msgspec.to_builtins(MODEL),
-                               "created_at_ms": 1_700_000_000_100})
-    req = msgspec.json.decode(old, type=InferenceRequest)
+    # The request as an ingest that predates the field puts it on the bus, read with the
+    # runner's own decoder.
+    old = msgspec.msgpack.encode({"subtask_id": "s", "task_id": "t", "account_id": "a",
+                                  "model": msgspec.to_builtins(MODEL),
+                                  "created_at_ms": 1_700_000_000_100})
+    req = request_decoder.decode(old)
     assert req.created_at_us == 0
     assert _queued_ms(req, 1_700_000_000_103_900) == 3.0
 
