@@ -14,21 +14,18 @@ import logging
 from collections.abc import Sequence
 
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 log = logging.getLogger(__name__)
 
 
-def _probe_model() -> bytes:
-    node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph(
-        [node], "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()  # type: ignore[no-any-return]
+#: The probe: a one-node model (``Identity`` on ``float[1]``, opset 13, IR 8), serialized.
+#: Bytes rather than built with ``onnx.helper`` so that a runner never imports ``onnx``
+#: (8 MiB resident and ~30 ms at start, for 69 bytes); tests build the same model with
+#: the helpers and compare.
+PROBE_MODEL = bytes.fromhex(
+    "08083a3b0a100a017812017922084964656e74697479120570726f62655a0f0a0178120a0a0808"
+    "0112040a020801620f0a0179120a0a08080112040a02080142040a00100d"
+)
 
 
 def usable_providers(wanted: Sequence[str]) -> list[str]:
@@ -43,10 +40,13 @@ def usable_providers(wanted: Sequence[str]) -> list[str]:
     opts.log_severity_level = 4
     got = ["CPUExecutionProvider"]
     try:
-        for provider in candidates[:-1]:
+        # Every one asked for but the CPU, wherever the CPU stands in the list.
+        for provider in candidates:
+            if provider == "CPUExecutionProvider":
+                continue
             with contextlib.redirect_stdout(io.StringIO()):
                 try:
-                    session = ort.InferenceSession(_probe_model(), sess_options=opts,
+                    session = ort.InferenceSession(PROBE_MODEL, sess_options=opts,
                                                    providers=[provider, "CPUExecutionProvider"])
                 except Exception as exc:  # a provider that fails hard at creation
                     log.info("provider %s does not load: %s", provider, exc)
