@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from runner.errors import ModelLoadError
 from runner.providers import GPU_PROVIDERS
+from runner.tensorrt import TENSORRT, TensorRTOptions, with_tensorrt_options
 from schemas.messages import ModelRef
 from schemas.registry import TensorSpec
 from schemas.tensors import ORT_TYPE_TO_DTYPE
@@ -104,8 +105,10 @@ class ModelCache:
         spin: bool = False,
         warm_up: bool = True,
         io_binding: str = "auto",
+        tensorrt: TensorRTOptions | None = None,
     ) -> None:
         self._providers = list(providers)
+        self._tensorrt = tensorrt or TensorRTOptions()
         self._cache_dir = cache_dir
         self._max = max_models
         self._intra = intra_op_threads
@@ -162,11 +165,7 @@ class ModelCache:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if not self._spin:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            session = ort.InferenceSession(str(path), sess_options=opts,
-                                           providers=self._providers)
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ModelLoadError(f"model {ref.name}:{ref.version} does not load: {exc}") from exc
+        session = self._session(ref, path, opts)
         inputs = {s.name: s for s in _specs(session.get_inputs())}
         providers = tuple(session.get_providers())
         model = LoadedModel(
@@ -180,6 +179,23 @@ class ModelCache:
         if self._warm_up:
             warm_up(model)
         return model
+
+    def _session(self, ref: ModelRef, path: Path, opts: ort.SessionOptions
+                 ) -> ort.InferenceSession:
+        """The session, with TensorRT's caches where TensorRT is asked for. Options it
+        refuses, or a cache folder that cannot be made, never make a model unloadable:
+        it loads again on the plain providers, and the log says why."""
+        if TENSORRT in self._providers:
+            try:
+                providers = with_tensorrt_options(self._providers, self._tensorrt, ref.sha256)
+                return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+                log.warning("loading without TensorRT's options: %s", exc,
+                            extra={"model": f"{ref.name}:{ref.version}"})
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=self._providers)
+        except Exception as exc:
+            raise ModelLoadError(f"model {ref.name}:{ref.version} does not load: {exc}") from exc
 
     async def _local_file(self, ref: ModelRef) -> Path:
         parts = urlsplit(ref.uri)

@@ -38,6 +38,7 @@ from runner.fetch import NpyFetcher
 from runner.models import ModelCache, fitted_intra_op_threads
 from runner.providers import device_of, usable_providers
 from runner.settings import RunnerSettings
+from runner.tensorrt import TensorRTOptions
 from schemas.messages import (
     SCHEMA_VERSION,
     Cancelled,
@@ -170,7 +171,9 @@ class Runner:
                                      self.settings.intra_op_threads,
                                      self.settings.executor_threads),
                                  executor=self._executor, spin=self.settings.ort_spin,
-                                 io_binding=self.settings.io_binding)
+                                 io_binding=self.settings.io_binding,
+                                 tensorrt=TensorRTOptions(self.settings.trt_cache_dir,
+                                                          self.settings.trt_fp16))
         await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)

@@ -47,6 +47,13 @@ class RunnerSettings:
     #: host memory, outputs left on the model's device and copied back once): ``auto``
     #: on CUDA/TensorRT sessions only, ``on`` everywhere, ``off`` never.
     io_binding: str = "auto"
+    #: ``INFERQ_TRT_CACHE``: keep TensorRT's engines and timing cache under
+    #: ``<cache_dir>/tensorrt``, so they are built once per model, GPU and ONNX Runtime
+    #: version instead of at every load.
+    trt_cache: bool = True
+    #: ``INFERQ_TRT_FP16``: let TensorRT choose FP16 kernels (faster on most GPUs; the
+    #: results differ slightly from FP32).
+    trt_fp16: bool = False
     #: ``INFERQ_INLINE_RUN_US``: runs predicted shorter than this are made on the event
     #: loop instead of an executor thread (whose hand-off costs more); 0: never.
     inline_run_us: float = 200.0
@@ -63,6 +70,11 @@ class RunnerSettings:
     #: ``INFERQ_RUNNER_HOST`` / ``INFERQ_RUNNER_PORT``: health and metrics (0: any free port).
     http_host: str = "127.0.0.1"
     http_port: int = 8001
+
+    @property
+    def trt_cache_dir(self) -> Path | None:
+        """Where TensorRT's engines and timing cache are kept, or None."""
+        return self.cache_dir / "tensorrt" if self.trt_cache else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
@@ -85,6 +97,8 @@ class RunnerSettings:
             max_queue_delay_ms=env_float(env, "INFERQ_MAX_QUEUE_DELAY_MS", 2.0, minimum=0.0),
             ort_spin=env_bool(env, "INFERQ_ORT_SPIN", False),
             io_binding=env_choice(env, "INFERQ_IO_BINDING", "auto", IO_BINDING_MODES),
+            trt_cache=env_bool(env, "INFERQ_TRT_CACHE", True),
+            trt_fp16=env_bool(env, "INFERQ_TRT_FP16", False),
             inline_run_us=env_float(env, "INFERQ_INLINE_RUN_US", 200.0, minimum=0.0),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
