@@ -23,6 +23,8 @@ from schemas.submit_api import Binding
 from schemas.tensors import STRING, Tensor, encode_array
 
 MAX_URL_LENGTH = 2048
+#: float64 holds every integer up to 2**53 exactly, and no further.
+_EXACT_FLOAT_INTS = float(2**53)
 _FLOAT_MAX = {np.dtype(t).str: float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
@@ -55,7 +57,12 @@ def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
         if kind == "f":
             if not np.all(np.isfinite(src)) or not np.all(src == np.floor(src)):
                 raise BadRequest(f"tensor {spec.name!r} expects integers ({spec.dtype})")
-        if src.size and kind in "iuf":
+            if src.size and float(np.abs(src).max()) >= _EXACT_FLOAT_INTS:
+                return _exact_integers(spec, value, src, target)
+        # Integers already of the target's kind and no wider fit by construction (JSON
+        # integers arrive as int64, what token ids are fed as): no reductions.
+        fits = kind == target.kind and src.dtype.itemsize <= target.itemsize
+        if src.size and kind in "iuf" and not fits:
             info = np.iinfo(target)
             lo, hi = src.min(), src.max()
             if lo < info.min or hi > info.max:
@@ -73,7 +80,25 @@ def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
     elif target.kind == "b" and kind != "b":
         if src.size and not np.all((src == 0) | (src == 1)):
             raise BadRequest(f"tensor {spec.name!r} expects booleans (true/false or 0/1)")
-    return src.astype(target)
+    return src.astype(target, copy=False)
+
+
+def _exact_integers(spec: TensorSpec, value: Any, src: npt.NDArray[Any],
+                    target: np.dtype[Any]) -> npt.NDArray[Any]:
+    """Integers past 2**53 that numpy read as float64 (it does so when a list mixes
+    values only int64 holds with values only uint64 holds), converted one by one from
+    the JSON values so none is rounded; the float64 view must agree with the result,
+    which refuses values out of range (a float past the target's range casts to
+    garbage, a Python int raises)."""
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):  # refused just below
+            exact = np.array(value, dtype=target)
+    except (OverflowError, ValueError, TypeError):
+        exact = None
+    if exact is None or not np.array_equal(exact.astype(np.float64), src):
+        raise BadRequest(f"tensor {spec.name!r}: values {src.min():.0f}..{src.max():.0f} "
+                         f"do not fit {spec.dtype}")
+    return exact
 
 
 def _json_array(binding: Binding, spec: TensorSpec) -> npt.NDArray[Any]:

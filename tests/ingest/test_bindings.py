@@ -22,6 +22,20 @@ def test_casts_follow_the_model_dtype() -> None:
     assert cast_value(spec("uint8"), [0, 255]).dtype == np.uint8
 
 
+def test_integers_at_the_edges_of_64_bits() -> None:
+    # JSON integers arrive as int64 (uint64 above its range), which int64 and uint64
+    # targets take without a range check; the edges must still hold.
+    edges = [-(2**63), 2**63 - 1]
+    assert cast_value(spec("int64"), edges).tolist() == edges
+    assert cast_value(spec("uint64"), [0, 2**64 - 1]).tolist() == [0, 2**64 - 1]
+    assert cast_value(spec("int64"), [[1, 2], [3, 4]]).dtype == np.int64
+    # A list mixing values only int64 holds with values only uint64 holds is read by
+    # numpy as float64; none may be rounded (2**64 - 1 once became 0).
+    big = [1, 2**63 + 1, 2**64 - 1]
+    assert cast_value(spec("uint64"), big).tolist() == big
+    assert cast_value(spec("uint64"), [[0], [2**64 - 1]]).tolist() == [[0], [2**64 - 1]]
+
+
 @pytest.mark.parametrize(
     ("dtype", "value", "message"),
     [
@@ -29,6 +43,14 @@ def test_casts_follow_the_model_dtype() -> None:
         ("int32", [2**40], "do not fit int32"),
         ("uint8", [-1], "do not fit uint8"),
         ("uint8", [256], "do not fit uint8"),
+        ("int64", [2**63], "do not fit int64"),
+        ("int64", [2**70], "do not fit int64"),
+        ("uint64", [-1], "do not fit uint64"),
+        ("int32", [2**31], "do not fit int32"),
+        ("int64", [-1, 2**63], "do not fit int64"),
+        ("uint64", [-1, 2**64 - 1], "do not fit uint64"),
+        ("uint64", [1.0, 1e30], "do not fit uint64"),
+        ("uint64", [0.5, 2**64 - 1], "expects integers"),
         ("int64", [float("nan")], "expects integers"),
         ("bool", [2], "expects booleans"),
         ("float16", [70000.0], "do not fit float16"),
