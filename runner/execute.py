@@ -35,6 +35,7 @@ def build_feeds(
                     f"tensor {name!r}: the .npy holds {array.dtype.name}; the model expects "
                     f"{describe(spec)}"
                 )
+            _check_fits(name, array, np.dtype(spec.dtype))
             array = array.astype(spec.dtype)
         feeds[name] = array
     for name, spec in model.inputs.items():
@@ -45,6 +46,24 @@ def build_feeds(
         except SignatureError as exc:
             raise InputError(str(exc)) from None
     return feeds
+
+
+def _check_fits(name: str, array: npt.NDArray[Any], target: np.dtype[Any]) -> None:
+    """A narrowing cast (int64 to int8, float64 to float32...) must not wrap or
+    overflow: values the target cannot hold are refused, as the JSON bindings do."""
+    if not array.size or np.can_cast(array.dtype, target, "safe"):
+        return
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        lo, hi = array.min(), array.max()
+        if lo < info.min or hi > info.max:
+            raise InputError(f"tensor {name!r}: the .npy's values {lo}..{hi} do not fit "
+                             f"{target.name}")
+    elif target.kind == "f":
+        finite = array[np.isfinite(array)]  # ±inf and nan stay what they are
+        if finite.size and float(np.abs(finite).max()) > float(np.finfo(target).max):
+            raise InputError(f"tensor {name!r}: the .npy's values beyond "
+                             f"±{np.finfo(target).max:g} do not fit {target.name}")
 
 
 def output_names(model: LoadedModel, outputs: tuple[str, ...]) -> list[str]:

@@ -123,6 +123,7 @@ async def test_binary_binding_fetches_npy(stack: Stack,
     files["image.npy"] = npy(image)
     files["wrong.npy"] = npy(np.zeros((1, 3, 4, 4), np.float32))
     files["pickle.npy"] = object_npy()
+    files["huge.npy"] = npy(np.full((1, 3, 8, 8), 1e300))  # float64, past float32
 
     def binding(name: str) -> dict[str, Any]:
         return {"tensorName": "image", "payloadType": "Binary", "payload": None,
@@ -138,6 +139,7 @@ async def test_binary_binding_fetches_npy(stack: Stack,
         "missing.npy": "HTTP 404",
         "moved.npy": "redirects are not followed",
         "pickle.npy": "Python objects are refused",
+        "huge.npy": "do not fit float32",
     }
     for name, message in cases.items():
         r = await stack.submit(task, key, [binding(name)])
