@@ -13,9 +13,11 @@ Design, and why:
   (announced by the runner after decoding, still fetching their URL inputs), the batch
   waits for them, at most ``max_queue_delay`` from its oldest request's arrival.
 - **Only batchable models are batched**: every input's first dimension must be dynamic
-  in the graph. Requests are grouped by model sha256, wanted outputs, every input's
-  dtype and non-batch shape, and their limits (a task or model may set its own); anything
-  else runs alone.
+  in the graph, and no output's fixed (such an output's rows do not follow the
+  requests': a transpose of 4 one-row requests has 4 rows, which would split into
+  answers mixing the requests' data). Requests are grouped by model sha256, wanted
+  outputs, every input's dtype and non-batch shape, and their limits (a task or model
+  may set its own); anything else runs alone.
 - **Outputs split back one to one** along axis 0 by each request's row count; an output
   whose first dimension does not match the batch's rows fails the batch.
 - **A failing batch is retried per request**, in the same executor call, so a bad
@@ -120,6 +122,8 @@ class _Item:
 
 def batch_key(model: LoadedModel, feeds: Arrays, names: Sequence[str]) -> tuple[Key, int]:
     """The grouping key and the request's row count (0: this request runs alone)."""
+    if not model.batchable:
+        return (), 0
     rows = -1
     sig: list[tuple[str, str, tuple[int, ...]]] = []
     for name in sorted(feeds):

@@ -37,6 +37,10 @@ class LoadedModel:
     #: Where runs leave their outputs through IO binding (``"cuda"``, ``"cpu"``), or None
     #: for plain ``session.run``.
     bind_device: str | None = None
+    #: False when an output's first dimension is fixed in the graph: its rows do not
+    #: follow the requests' (a transpose, a pooled summary), so a batch's outputs could
+    #: not be split back, and could even split wrongly when the sizes happen to agree.
+    batchable: bool = True
 
 
 def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
@@ -48,6 +52,12 @@ def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
         )
         for a in args
     ]
+
+
+def outputs_follow_rows(outputs: Sequence[ort.NodeArg]) -> bool:
+    """Whether every output's first dimension may follow the batch's rows: none is fixed
+    in the graph (a dynamic or unknown one may; the split checks it at run time)."""
+    return not any(o.shape and isinstance(o.shape[0], int) for o in outputs)
 
 
 def fitted_intra_op_threads(requested: int, executor_threads: int) -> int:
@@ -175,6 +185,7 @@ class ModelCache:
             outputs=tuple(o.name for o in session.get_outputs()),
             providers=providers,
             bind_device=bind_device(self._io_binding, providers, inputs.values()),
+            batchable=outputs_follow_rows(session.get_outputs()),
         )
         if self._warm_up:
             warm_up(model)

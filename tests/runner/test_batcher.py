@@ -24,7 +24,7 @@ from bus.factory import make_bus
 from bus.topics import TopicNames
 from runner.batcher import Batcher, BatchExpired, BatchLimits, _run_one
 from runner.errors import ModelRunError
-from runner.models import LoadedModel, ModelCache, _specs, bind_device
+from runner.models import LoadedModel, ModelCache, _specs, bind_device, outputs_follow_rows
 from runner.service import Runner
 from runner.settings import RunnerSettings
 from schemas.bus_settings import BusSettings
@@ -63,6 +63,16 @@ def fixed_model() -> bytes:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
         initializer=[numpy_helper.from_array(np.ones((4,), np.float32), "one")],
+    )
+    return _model(graph)
+
+
+def transpose_model() -> bytes:
+    """y = x transposed: x [-1, 4] -> y [4, -1]; its rows are x's columns."""
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0])], "transpose",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, "n"])],
     )
     return _model(graph)
 
@@ -115,6 +125,7 @@ def loaded(data: bytes, bind_device: str | None = None
         outputs=tuple(o.name for o in session.inner.get_outputs()),
         providers=("CPUExecutionProvider",),
         bind_device=bind_device,
+        batchable=outputs_follow_rows(session.inner.get_outputs()),
     )
     return model, session
 
@@ -213,6 +224,38 @@ async def test_different_shapes_and_unbatchable_models_run_apart() -> None:
     assert [o.batch_size for o in outs] == [2, 2, 1, 1]
     assert session.rows == [2] and fsession.rows == [2, 2]
     np.testing.assert_array_equal(outs[3].outputs[0], np.full((2, 4), 5.0))
+
+
+async def test_a_model_whose_output_rows_do_not_follow_its_inputs_runs_each_alone() -> None:
+    # Four one-row requests batched would give a [4, 4] transpose, which splits into four
+    # rows without complaint, each the wrong answer; each must run alone.
+    model, session = loaded(transpose_model())
+    assert not model.batchable
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
+        async with blocked(b):
+            tasks = [asyncio.create_task(b.run(model, {"x": np.arange(4, dtype=np.float32)
+                                                          .reshape(1, 4) + 10 * i}, ["y"]))
+                     for i in range(4)]
+            await asyncio.sleep(0.05)
+        outs = await asyncio.gather(*tasks)
+    for i, out in enumerate(outs):
+        want = (np.arange(4, dtype=np.float32).reshape(1, 4) + 10 * i).T
+        np.testing.assert_array_equal(out.outputs[0], want)
+        assert out.batch_size == 1
+    assert session.rows == [1, 1, 1, 1]
+
+
+async def test_the_model_cache_marks_fixed_output_rows_unbatchable(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(1) as ex:
+        for data, want in ((transpose_model(), False), (add_model(), True)):
+            path = tmp_path / "m.onnx"
+            path.write_bytes(data)
+            ref = ModelRef(name="m", version="1", uri=path.as_uri(),
+                           sha256=hashlib.sha256(data).hexdigest())
+            cache = ModelCache(providers=["CPUExecutionProvider"], cache_dir=tmp_path / "c",
+                               max_models=2, intra_op_threads=1, executor=ex)
+            assert (await cache.get(ref)).batchable is want
 
 
 async def test_requests_under_different_limits_never_share_a_batch() -> None:
