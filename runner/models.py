@@ -54,10 +54,26 @@ def _specs(args: Sequence[ort.NodeArg]) -> list[TensorSpec]:
     ]
 
 
-def outputs_follow_rows(outputs: Sequence[ort.NodeArg]) -> bool:
-    """Whether every output's first dimension may follow the batch's rows: none is fixed
-    in the graph (a dynamic or unknown one may; the split checks it at run time)."""
-    return not any(o.shape and isinstance(o.shape[0], int) for o in outputs)
+def unbatchable_because(inputs: Sequence[ort.NodeArg], outputs: Sequence[ort.NodeArg]
+                        ) -> str | None:
+    """Why a batch's outputs could not be split back into the requests' rows, or None.
+
+    A fixed first dimension never follows the requests' rows. A named one follows them
+    only when it is named as an input's first dimension is: named otherwise (an input's
+    other dimension, say), its size could equal the batch's rows by chance and split into
+    answers made of the other requests' data. Unnamed dimensions, and the ``unk__`` names
+    converters make up, are left to the split's check at run time.
+    """
+    names = {i.shape[0] for i in inputs if i.shape and isinstance(i.shape[0], str)}
+    for o in outputs:
+        first = o.shape[0] if o.shape else None
+        if isinstance(first, int):
+            return f"output {o.name!r} has a fixed first dimension ({first})"
+        if (isinstance(first, str) and names and first not in names
+                and not first.startswith("unk__")):
+            return (f"output {o.name!r} has first dimension {first!r}, not its inputs' "
+                    + ", ".join(repr(n) for n in sorted(names)))
+    return None
 
 
 def fitted_intra_op_threads(requested: int, executor_threads: int) -> int:
@@ -178,6 +194,7 @@ class ModelCache:
         session = self._session(ref, path, opts)
         inputs = {s.name: s for s in _specs(session.get_inputs())}
         providers = tuple(session.get_providers())
+        unbatchable = unbatchable_because(session.get_inputs(), session.get_outputs())
         model = LoadedModel(
             ref=ref,
             session=session,
@@ -185,8 +202,11 @@ class ModelCache:
             outputs=tuple(o.name for o in session.get_outputs()),
             providers=providers,
             bind_device=bind_device(self._io_binding, providers, inputs.values()),
-            batchable=outputs_follow_rows(session.get_outputs()),
+            batchable=unbatchable is None,
         )
+        if unbatchable is not None:
+            log.info("model not batched: %s", unbatchable,
+                     extra={"model": f"{ref.name}:{ref.version}"})
         if self._warm_up:
             warm_up(model)
         return model
