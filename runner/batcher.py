@@ -13,9 +13,10 @@ Design, and why:
   (announced by the runner after decoding, still fetching their URL inputs), the batch
   waits for them, at most ``max_queue_delay`` from its oldest request's arrival.
 - **Only batchable models are batched**: every input's first dimension must be dynamic
-  in the graph, and no output's fixed (such an output's rows do not follow the
-  requests': a transpose of 4 one-row requests has 4 rows, which would split into
-  answers mixing the requests' data). Requests are grouped by model sha256, wanted
+  in the graph, and no output's fixed or named other than the inputs' first (such an
+  output's rows do not follow the requests': a transpose of 4 one-row requests has 4
+  rows, which would split into answers mixing the requests' data;
+  ``models.unbatchable_because``). Requests are grouped by model sha256, wanted
   outputs, every input's dtype and non-batch shape, and their limits (a task or model
   may set its own); anything else runs alone.
 - **Outputs split back one to one** along axis 0 by each request's row count; an output

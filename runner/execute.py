@@ -13,7 +13,7 @@ import numpy.typing as npt
 from runner.errors import InputError, ModelRunError
 from runner.models import LoadedModel
 from schemas.signature import SignatureError, check_shape, describe
-from schemas.tensors import STRING, Tensor, TensorError, decode_tensor, encode_array
+from schemas.tensors import STRING, Tensor, TensorError, decode_tensor, encode_array, out_of_range
 
 
 def build_feeds(
@@ -35,7 +35,8 @@ def build_feeds(
                     f"tensor {name!r}: the .npy holds {array.dtype.name}; the model expects "
                     f"{describe(spec)}"
                 )
-            _check_fits(name, array, np.dtype(spec.dtype))
+            if why := out_of_range(array, np.dtype(spec.dtype)):
+                raise InputError(f"tensor {name!r}: the .npy's {why}")
             array = array.astype(spec.dtype)
         feeds[name] = array
     for name, spec in model.inputs.items():
@@ -46,24 +47,6 @@ def build_feeds(
         except SignatureError as exc:
             raise InputError(str(exc)) from None
     return feeds
-
-
-def _check_fits(name: str, array: npt.NDArray[Any], target: np.dtype[Any]) -> None:
-    """A narrowing cast (int64 to int8, float64 to float32...) must not wrap or
-    overflow: values the target cannot hold are refused, as the JSON bindings do."""
-    if not array.size or np.can_cast(array.dtype, target, "safe"):
-        return
-    if target.kind in "iu":
-        info = np.iinfo(target)
-        lo, hi = array.min(), array.max()
-        if lo < info.min or hi > info.max:
-            raise InputError(f"tensor {name!r}: the .npy's values {lo}..{hi} do not fit "
-                             f"{target.name}")
-    elif target.kind == "f":
-        finite = array[np.isfinite(array)]  # ±inf and nan stay what they are
-        if finite.size and float(np.abs(finite).max()) > float(np.finfo(target).max):
-            raise InputError(f"tensor {name!r}: the .npy's values beyond "
-                             f"±{np.finfo(target).max:g} do not fit {target.name}")
 
 
 def output_names(model: LoadedModel, outputs: tuple[str, ...]) -> list[str]:

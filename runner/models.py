@@ -37,9 +37,8 @@ class LoadedModel:
     #: Where runs leave their outputs through IO binding (``"cuda"``, ``"cpu"``), or None
     #: for plain ``session.run``.
     bind_device: str | None = None
-    #: False when an output's first dimension is fixed in the graph: its rows do not
-    #: follow the requests' (a transpose, a pooled summary), so a batch's outputs could
-    #: not be split back, and could even split wrongly when the sizes happen to agree.
+    #: False when an output's rows may not follow the requests' (``unbatchable_because``
+    #: says why): its batch could not be split back, or split wrongly by chance.
     batchable: bool = True
 
 

@@ -90,6 +90,36 @@ class Tensor(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     strings: tuple[str, ...] | None = None
 
 
+#: The largest magnitude each float dtype holds, and each integer dtype's range.
+_FLOAT_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+_INT_RANGE = {np.dtype(n): (int(np.iinfo(n).min), int(np.iinfo(n).max))
+              for n in NUMERIC_DTYPES if n[0] in "iu"}
+
+
+def out_of_range(array: npt.NDArray[np.generic], target: np.dtype[np.generic]) -> str | None:
+    """Why casting ``array`` to the numeric dtype ``target`` would wrap or overflow
+    ("values -1..300 do not fit uint8", "values beyond ±65504 do not fit float16"), or
+    None when every value fits; ±inf and nan go into a float dtype as they are. Safe
+    casts (int64 to int64, int8 to float32...) are not looked at."""
+    kind = array.dtype.kind
+    if not array.size or kind not in "iuf" or np.can_cast(array.dtype, target, "safe"):
+        return None
+    if target.kind in "iu":
+        lo, hi = array.min(), array.max()
+        low, high = _INT_RANGE[target]
+        if lo < low or hi > high:
+            return f"values {lo}..{hi} do not fit {target.name}"
+    elif target.kind == "f":
+        limit = _FLOAT_MAX[target]
+        # One reduction in the common case; ±inf and nan fail it and take the masked
+        # look that ignores them.
+        if not float(np.abs(array).max()) <= limit:
+            finite = array[np.isfinite(array)] if kind == "f" else array
+            if finite.size and float(np.abs(finite).max()) > limit:
+                return f"values beyond ±{limit:g} do not fit {target.name}"
+    return None
+
+
 def encode_array(name: str, array: npt.NDArray[np.generic]) -> Tensor:
     """Encode ``array`` under ``name``; object/unicode arrays become string tensors."""
     if array.dtype.kind in ("U", "S", "O"):

@@ -13,6 +13,7 @@ import pytest
 
 from ingest.errors import BadRequest
 from ingest.model_repository import scan
+from ingest.responses import json_response
 from ingest.v2_catalog import version_key
 from ingest.v2_codec import (
     decode_request,
@@ -23,7 +24,9 @@ from ingest.v2_codec import (
     unpack_bytes,
     wanted_outputs,
 )
+from schemas.messages import Succeeded
 from schemas.registry import ModelRecord, TensorSpec
+from schemas.submit_api import submit_response
 from schemas.tensors import decode_tensor, encode_array
 from schemas.v2_api import DTYPE_TO_V2, V2_TO_DTYPE
 
@@ -202,3 +205,24 @@ def test_repository_scan_takes_numeric_versions_with_model_onnx(tmp_path: Path) 
     assert [(n, v, p.relative_to(tmp_path).as_posix()) for n, v, p in scan(tmp_path)] == [
         ("a", "1", "a/1/model.onnx"), ("a", "10", "a/10/model.onnx"),
         ("c", "7", "c/007/model.onnx")]
+
+
+def test_nan_and_infinity_are_null_in_json_and_kept_in_binary() -> None:
+    # JSON has neither; the README promises null there and the values as they are in
+    # binary outputs.
+    values = np.array([[np.nan, np.inf, -np.inf, 1.5]], np.float32)
+    y = encode_array("y", values)
+    m = model("float32")
+    body, _ = encode_response(m, None, [y], wanted_outputs(request([], outputs=[
+        {"name": "y"}]), m))
+    assert json.loads(body)["outputs"][0]["data"] == [None, None, None, 1.5]
+    body, header_length = encode_response(m, None, [y], wanted_outputs(request([], outputs=[
+        {"name": "y", "parameters": {"binary_data": True}}]), m))
+    assert header_length is not None
+    got = np.frombuffer(body[header_length:], np.float32).reshape(1, 4)
+    np.testing.assert_array_equal(got, values)
+    # The submit API's data, as its route sends it.
+    done = Succeeded(subtask_id="s", task_id="t", account_id="a", runner_id="r",
+                     finished_at_ms=1, outputs=(y,))
+    sent = json.loads(json_response(submit_response("s", done)).body)
+    assert sent["data"] == {"y": [[None, None, None, 1.5]]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -261,7 +262,9 @@ def test_outputs_whose_rows_may_not_follow_the_inputs_are_named() -> None:
     assert because(transpose_model("unk__7")) is None
 
 
-async def test_the_model_cache_marks_fixed_output_rows_unbatchable(tmp_path: Path) -> None:
+async def test_the_model_cache_marks_fixed_output_rows_unbatchable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="runner.models")
     with ThreadPoolExecutor(1) as ex:
         for data, want in ((transpose_model(), False), (add_model(), True)):
             path = tmp_path / "m.onnx"
@@ -271,6 +274,8 @@ async def test_the_model_cache_marks_fixed_output_rows_unbatchable(tmp_path: Pat
             cache = ModelCache(providers=["CPUExecutionProvider"], cache_dir=tmp_path / "c",
                                max_models=2, intra_op_threads=1, executor=ex)
             assert (await cache.get(ref)).batchable is want
+    notes = [r.getMessage() for r in caplog.records if "not batched" in r.getMessage()]
+    assert notes == ["model not batched: output 'y' has a fixed first dimension (4)"]
 
 
 async def test_requests_under_different_limits_never_share_a_batch() -> None:
