@@ -76,7 +76,8 @@ def build_context(settings: IngestSettings, bus: Bus) -> IngestContext:
                          max_bytes=settings.results_cache_bytes,
                          max_waiters=settings.max_waiters,
                          alongside={topics.events: lifecycle.apply})
-    core = SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s)
+    core = SubmitCore(bus, topics, results, deadline_s=settings.request_deadline_s,
+                      model_base_url=settings.model_base_url)
     # What the other views keep of a subtask follows its result in and out of the book.
     results.on_added = core.finished
     results.on_forgotten = lifecycle.forget

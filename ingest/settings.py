@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.bus_settings import BusSettings
-from schemas.env import SettingError, env_bool, env_float, env_int, env_opt, env_str
+from schemas.env import (
+    SettingError,
+    env_bool,
+    env_float,
+    env_http_url,
+    env_int,
+    env_opt,
+    env_str,
+)
 
 
 def _opt_path(value: str | None) -> Path | None:
@@ -35,6 +43,9 @@ class IngestSettings:
     admin_token: str | None = field(default=None, repr=False)
     #: ``INFERQ_MODEL_DIR``: the model store (uploaded ONNX files, by sha256).
     model_dir: Path = Path(".inferq/models")
+    #: ``INFERQ_MODEL_BASE_URL``: where runners on other hosts fetch the store's files
+    #: (``<base>/<sha256>.onnx``, the store served over http(s)); unset: its file URIs.
+    model_base_url: str = ""
     #: ``INFERQ_RESULTS_CACHE``: finished results kept for retrieval by id.
     results_cache: int = 200_000
     #: ``INFERQ_RESULTS_CACHE_BYTES``: bytes of those results kept (output data, error
@@ -79,6 +90,7 @@ class IngestSettings:
             ),
             admin_token=env_opt(env, "INFERQ_ADMIN_TOKEN"),
             model_dir=Path(env_str(env, "INFERQ_MODEL_DIR", str(bus.data_dir / "models"))),
+            model_base_url=env_http_url(env, "INFERQ_MODEL_BASE_URL"),
             results_cache=env_int(env, "INFERQ_RESULTS_CACHE", 200_000, minimum=1),
             results_cache_bytes=env_int(env, "INFERQ_RESULTS_CACHE_BYTES", 256 * 1024 * 1024,
                                         minimum=1024 * 1024),

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import numpy as np
 import onnxruntime as ort
 
+from runner import disk_cache
 from runner.errors import ModelLoadError
 from runner.providers import GPU_PROVIDERS
 from runner.tensorrt import TENSORRT, TensorRTOptions, with_tensorrt_options
@@ -125,6 +125,8 @@ class ModelCache:
         providers: Sequence[str],
         cache_dir: Path,
         max_models: int,
+        cache_max_bytes: int = 20 * 1024 * 1024 * 1024,
+        max_model_bytes: int = 2 * 1024 * 1024 * 1024,
         intra_op_threads: int,
         executor: Executor,
         spin: bool = False,
@@ -135,6 +137,8 @@ class ModelCache:
         self._providers = list(providers)
         self._tensorrt = tensorrt or TensorRTOptions()
         self._cache_dir = cache_dir
+        self._cache_max_bytes = cache_max_bytes
+        self._max_model_bytes = max_model_bytes
         self._max = max_models
         self._intra = intra_op_threads
         self._executor = executor
@@ -163,11 +167,20 @@ class ModelCache:
     async def _load(self, ref: ModelRef) -> LoadedModel:
         path = await self._local_file(ref)
         loop = asyncio.get_running_loop()
-        model = await loop.run_in_executor(self._executor, self._open, ref, path)
+        try:
+            model = await loop.run_in_executor(self._executor, self._open, ref, path)
+        except FileNotFoundError:
+            # Another runner sharing the cache folder pruned it just now: once more.
+            path = await self._local_file(ref)
+            model = await loop.run_in_executor(self._executor, self._open, ref, path)
         self._loaded[ref.sha256] = model
         while len(self._loaded) > self._max:
             _, evicted = self._loaded.popitem(last=False)
             log.info("model evicted", extra={"model": evicted.ref.name})
+        # After loading: TensorRT writes its engines while the session is made.
+        keep = {*self._loaded, *self._loading}
+        await loop.run_in_executor(self._executor, disk_cache.prune, self._cache_dir,
+                                   self._cache_max_bytes, keep)
         log.info("model loaded", extra={"model": f"{ref.name}:{ref.version}",
                                         "providers": list(model.providers),
                                         "io_binding": model.bind_device})
@@ -236,24 +249,6 @@ class ModelCache:
             return path
         if parts.scheme not in ("http", "https"):
             raise ModelLoadError(f"model URI scheme {parts.scheme!r} is not supported")
-        path = self._cache_dir / f"{ref.sha256}.onnx"
-        if path.is_file():
-            return path
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.part")
-        try:
-            timeout = aiohttp.ClientTimeout(total=600)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-                ref.uri, allow_redirects=False
-            ) as resp:
-                if resp.status != 200:
-                    raise ModelLoadError(f"fetching model {ref.uri}: HTTP {resp.status}")
-                with open(tmp, "wb") as f:
-                    async for chunk in resp.content.iter_chunked(1 << 20):
-                        f.write(chunk)
-            os.replace(tmp, path)
-        except aiohttp.ClientError as exc:
-            raise ModelLoadError(f"fetching model {ref.uri} failed: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        path = await disk_cache.fetch_model(ref, self._cache_dir, self._max_model_bytes)
+        disk_cache.touch(path)
         return path

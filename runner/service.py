@@ -166,6 +166,8 @@ class Runner:
         self.providers = await loop.run_in_executor(
             self._executor, usable_providers, self.settings.providers)
         self._cache = ModelCache(providers=self.providers, cache_dir=self.settings.cache_dir,
+                                 cache_max_bytes=self.settings.cache_max_bytes,
+                                 max_model_bytes=self.settings.max_model_bytes,
                                  max_models=self.settings.max_models,
                                  intra_op_threads=fitted_intra_op_threads(
                                      self.settings.intra_op_threads,

@@ -29,6 +29,12 @@ class RunnerSettings:
     max_models: int = 8
     #: ``INFERQ_RUNNER_CACHE_DIR``: where models fetched over http(s) are kept.
     cache_dir: Path = Path(".inferq/runner-cache")
+    #: ``INFERQ_RUNNER_CACHE_MAX_BYTES``: what that folder keeps (fetched models and
+    #: TensorRT engines), least recently used out first; loaded models' files stay.
+    cache_max_bytes: int = 20 * 1024 * 1024 * 1024
+    #: ``INFERQ_RUNNER_MAX_MODEL_BYTES``: the largest model fetched when the request
+    #: does not carry the registered size.
+    max_model_bytes: int = 2 * 1024 * 1024 * 1024
     #: ``INFERQ_PROVIDERS``: comma-separated execution providers to try, in order.
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     #: ``INFERQ_INTRA_OP_THREADS``: ONNX Runtime intra-op threads (0: one per core).
@@ -89,6 +95,10 @@ class RunnerSettings:
             max_models=env_int(env, "INFERQ_RUNNER_MAX_MODELS", 8, minimum=1),
             cache_dir=Path(env_str(env, "INFERQ_RUNNER_CACHE_DIR",
                                    str(bus.data_dir / "runner-cache"))),
+            cache_max_bytes=env_int(env, "INFERQ_RUNNER_CACHE_MAX_BYTES",
+                                    20 * 1024 * 1024 * 1024, minimum=1024 * 1024),
+            max_model_bytes=env_int(env, "INFERQ_RUNNER_MAX_MODEL_BYTES",
+                                    2 * 1024 * 1024 * 1024, minimum=1024),
             providers=tuple(p.strip() for p in providers.split(","))
             if providers else DEFAULT_PROVIDERS,
             intra_op_threads=env_int(env, "INFERQ_INTRA_OP_THREADS", 0),

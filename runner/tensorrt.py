@@ -4,8 +4,9 @@ Without an engine cache TensorRT builds a model's engines again at every load (s
 to minutes for a large model), and with dynamic batch sizes again as batches outside
 the built range arrive. With the cache a restart loads what was built instead: engines
 live under ``<root>/ort-<version>/<model sha256>``, the timing cache (shared by all
-models) in the version's folder. Not run on a GPU here (none was lent); the option
-names are those of the shipped TensorRT provider library.
+models) in the version's folder; the runner's cache bound (``runner.disk_cache``)
+removes a model's engines once they are the least recently used. Not run on a GPU here
+(none was lent); the option names are those of the shipped TensorRT provider library.
 
 Option names and values are ONNX Runtime's (``trt_*``, booleans as ``"True"`` /
 ``"False"``, which its parser accepts).
@@ -13,6 +14,7 @@ Option names and values are ONNX Runtime's (``trt_*``, booleans as ``"True"`` /
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ class TensorRTOptions:
             versioned = self.cache_root / f"ort-{ort.__version__}"
             engines = versioned / sha256
             engines.mkdir(parents=True, exist_ok=True)
+            os.utime(engines)  # used now: the runner's cache prunes the least recent
             options.update({
                 "trt_engine_cache_enable": "True",
                 "trt_engine_cache_path": str(engines),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 
 class SettingError(ValueError):
@@ -16,6 +17,17 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
 def env_opt(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def env_http_url(env: Mapping[str, str], name: str) -> str:
+    """An http(s) URL with a host, or "" when unset."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingError(f"{name}={raw!r} is not an http(s) URL with a host")
+    return raw
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:

@@ -23,6 +23,8 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     uri: str
     sha256: str
+    #: The file's size in bytes as registered (0: unknown), which bounds a download.
+    size: int = 0
 
 
 class UrlInput(msgspec.Struct, frozen=True, kw_only=True):

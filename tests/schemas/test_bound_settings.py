@@ -1,4 +1,4 @@
-"""The memory bounds of every service, from the environment: their defaults, the
+"""The memory and disk bounds of every service, from the environment: their defaults, the
 smallest value allowed, and bad values refused with the variable's name."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 
 from ingest.settings import IngestSettings
 from notifier.settings import NotifierSettings
+from runner.settings import RunnerSettings
 from schemas.bus_settings import BusSettings
 from schemas.env import SettingError
 
@@ -20,6 +21,8 @@ BOUNDS: list[tuple[Any, str, str, int, int]] = [
     (BusSettings, "INFERQ_EMBEDDED_MAX_BYTES", "embedded_max_bytes", 256 * MIB, MIB),
     (IngestSettings, "INFERQ_RESULTS_CACHE_BYTES", "results_cache_bytes", 256 * MIB, MIB),
     (NotifierSettings, "INFERQ_NOTIFIER_BOOK_BYTES", "book_bytes", 256 * MIB, MIB),
+    (RunnerSettings, "INFERQ_RUNNER_CACHE_MAX_BYTES", "cache_max_bytes", 20 * 1024 * MIB, MIB),
+    (RunnerSettings, "INFERQ_RUNNER_MAX_MODEL_BYTES", "max_model_bytes", 2 * 1024 * MIB, 1024),
 ]
 
 
@@ -39,3 +42,13 @@ def test_a_bad_bound_is_refused_by_name(
                       ("0", f"must be at least {minimum}"), ("256MiB", "is not an integer")):
         with pytest.raises(SettingError, match=f"{name}=.*{says}"):
             cls.from_env({name: raw})
+
+
+def test_the_model_base_url_is_an_http_url_or_unset() -> None:
+    assert IngestSettings.from_env({}).model_base_url == ""
+    url = "https://models.internal:8443/store"
+    assert IngestSettings.from_env({"INFERQ_MODEL_BASE_URL": url}).model_base_url == url
+    for bad in ("/srv/models", "s3://bucket/models", "http://"):
+        with pytest.raises(SettingError, match=f"INFERQ_MODEL_BASE_URL='{bad}' is not an "
+                                               "http\\(s\\) URL with a host"):
+            IngestSettings.from_env({"INFERQ_MODEL_BASE_URL": bad})

@@ -1,0 +1,83 @@
+"""Runners on other hosts: with ``INFERQ_MODEL_BASE_URL`` a request names its model by an
+http(s) URI (the store served by a plain file server, here on 127.0.0.1), and the runner
+fetches it once into its own cache, checks it, and runs it; on both buses, through real
+HTTP. A store that does not answer fails the request at once, naming what was fetched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests import onnx_models
+from tests.harness import running_stack
+
+BINDING = [{"tensorName": "x", "payloadType": "Json", "payload": json.dumps([[1, 2, 3, 4]])}]
+
+
+@pytest.fixture
+async def store_server(tmp_path: Path) -> AsyncIterator[tuple[str, list[str]]]:
+    """The stack's model folder served read-only over HTTP; the paths asked for."""
+    models = tmp_path / "models"
+    models.mkdir()
+    asked: list[str] = []
+
+    @web.middleware
+    async def count(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        asked.append(request.path)
+        return await handler(request)
+
+    app = web.Application(middlewares=[count])
+    app.router.add_static("/store", models)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/store", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_runner_fetches_the_model_from_the_served_store_once(
+    kafka_bootstrap: str | None, tmp_path: Path, store_server: tuple[str, list[str]]
+) -> None:
+    base, asked = store_server
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             ingest_overrides={"model_base_url": base + "/"}) as s:
+        model_id = await s.upload_model("add", onnx_models.add_model())
+        sha = s.app.state.ctx.registry.models[model_id].sha256
+        task = await s.create_task("acme", model_id)
+        key = await s.create_key("acme")
+        for _ in range(2):
+            r = await s.submit(task, key, BINDING)
+            body = r.json()
+            assert body["state"] == "success", body
+            assert body["data"] == {"y": [[2.0, 3.0, 4.0, 5.0]]}
+        assert asked == [f"/store/{sha}.onnx"]
+        cached = tmp_path / "cache" / f"{sha}.onnx"
+        assert cached.read_bytes() == onnx_models.add_model()
+
+
+async def test_a_store_that_does_not_have_the_model_fails_the_request(
+    kafka_bootstrap: str | None, tmp_path: Path, store_server: tuple[str, list[str]]
+) -> None:
+    base, asked = store_server
+    async with running_stack(kafka_bootstrap, tmp_path,
+                             ingest_overrides={"model_base_url": base + "/elsewhere"}) as s:
+        model_id = await s.upload_model("add", onnx_models.add_model())
+        sha = s.app.state.ctx.registry.models[model_id].sha256
+        task = await s.create_task("acme", model_id)
+        key = await s.create_key("acme")
+        body = (await s.submit(task, key, BINDING)).json()
+        uri = f"{base}/elsewhere/{sha}.onnx"
+        assert body["state"] == "failed"
+        assert body["error"] == f"fetching model {model_id} from {uri}: HTTP 404"
+        assert asked == [f"/store/elsewhere/{sha}.onnx"]
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
