@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from tests import onnx_models
-from tests.harness import running_stack
+from tests.harness import Stack, running_stack
+from tests.local_http import serving
 
 BINDING = [{"tensorName": "x", "payloadType": "Json", "payload": json.dumps([[1, 2, 3, 4]])}]
 
@@ -34,15 +35,15 @@ async def store_server(tmp_path: Path) -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application(middlewares=[count])
     app.router.add_static("/store", models)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/store", asked
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/store", asked
+
+
+async def add_task(s: Stack) -> tuple[str, str, str, str]:
+    """The add model uploaded, a task on it and a key: model id, sha256, task, key."""
+    model_id = await s.upload_model("add", onnx_models.add_model())
+    sha = s.app.state.ctx.registry.models[model_id].sha256
+    return model_id, sha, await s.create_task("acme", model_id), await s.create_key("acme")
 
 
 async def test_a_runner_fetches_the_model_from_the_served_store_once(
@@ -51,10 +52,7 @@ async def test_a_runner_fetches_the_model_from_the_served_store_once(
     base, asked = store_server
     async with running_stack(kafka_bootstrap, tmp_path,
                              ingest_overrides={"model_base_url": base + "/"}) as s:
-        model_id = await s.upload_model("add", onnx_models.add_model())
-        sha = s.app.state.ctx.registry.models[model_id].sha256
-        task = await s.create_task("acme", model_id)
-        key = await s.create_key("acme")
+        _, sha, task, key = await add_task(s)
         for _ in range(2):
             r = await s.submit(task, key, BINDING)
             body = r.json()
@@ -71,10 +69,7 @@ async def test_a_store_that_does_not_have_the_model_fails_the_request(
     base, asked = store_server
     async with running_stack(kafka_bootstrap, tmp_path,
                              ingest_overrides={"model_base_url": base + "/elsewhere"}) as s:
-        model_id = await s.upload_model("add", onnx_models.add_model())
-        sha = s.app.state.ctx.registry.models[model_id].sha256
-        task = await s.create_task("acme", model_id)
-        key = await s.create_key("acme")
+        model_id, sha, task, key = await add_task(s)
         body = (await s.submit(task, key, BINDING)).json()
         uri = f"{base}/elsewhere/{sha}.onnx"
         assert body["state"] == "failed"

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tests import onnx_models
 from tests.harness import Stack, running_stack
+from tests.local_http import serving
 
 
 def ort_run(model: bytes, feeds: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +91,8 @@ async def npy_server() -> AsyncIterator[tuple[str, dict[str, bytes]]]:
 
     app = web.Application()
     app.router.add_get("/files/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/files", files
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/files", files
 
 
 def npy(array: np.ndarray[Any, Any]) -> bytes:

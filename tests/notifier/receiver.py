@@ -13,6 +13,8 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from tests.local_http import serving
+
 
 @dataclass
 class Delivery:
@@ -80,13 +82,5 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
     app = web.Application()
     app.router.add_post("/hook/{name}", handle)
     app.router.add_route("*", "/redirected", target)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.base_url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app) as receiver.base_url:
         yield receiver
-    finally:
-        await runner.cleanup()

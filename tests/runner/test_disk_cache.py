@@ -20,6 +20,7 @@ from runner import disk_cache
 from runner.errors import ModelLoadError
 from runner.models import ModelCache
 from schemas.messages import ModelRef
+from tests.local_http import serving
 from tests.onnx_models import add_model
 
 
@@ -54,16 +55,8 @@ async def server() -> AsyncIterator[FileServer]:
 
     app = web.Application()
     app.router.add_get("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app) as state.base:
         yield state
-    finally:
-        await runner.cleanup()
 
 
 def served(server: FileServer, data: bytes, *, size: int | None = None,
