@@ -22,9 +22,8 @@ import msgspec
 from bus.registry_view import RegistryView
 from ingest.errors import BadRequest
 from ingest.model_store import ModelStore
-from ingest.v2_catalog import version_key
 from schemas.env import SettingError
-from schemas.registry import ModelRecord, TaskRecord
+from schemas.registry import ModelRecord, TaskRecord, newest_versions
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,7 @@ async def register_repository(
                     max_queue_delay_ms=existing.max_queue_delay_ms)
             await registry.put(record)
         registered.append(record)
-    newest: dict[str, ModelRecord] = {}
-    for m in registered:
-        if m.name not in newest or version_key(m) > version_key(newest[m.name]):
-            newest[m.name] = m
+    newest = newest_versions(registered)
     for name, model in newest.items():
         task_id = repository_task_id(name)
         task = TaskRecord(id=task_id, account_id=account, name=name, model_id=model.id,

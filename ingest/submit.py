@@ -23,7 +23,7 @@ from schemas.messages import (
     UrlInput,
     encode,
 )
-from schemas.registry import ModelRecord, TaskRecord, batching_limits
+from schemas.registry import ModelRecord, TaskRecord, batching_limits, model_uri
 from schemas.tensors import Tensor
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class SubmitCore:
         model_base_url: str = "",
     ) -> None:
         self._bus = bus
-        self._model_base_url = model_base_url.rstrip("/")
+        self._model_base_url = model_base_url
         self._topics = topics
         self.results = results
         self._deadline_s = deadline_s
@@ -94,7 +94,8 @@ class SubmitCore:
             task_id=task.id,
             account_id=account_id,
             model=ModelRef(name=model.name, version=model.version,
-                           uri=self._model_uri(model), sha256=model.sha256, size=model.size),
+                           uri=model_uri(model, self._model_base_url),
+                           sha256=model.sha256, size=model.size),
             inputs=inputs,
             url_inputs=url_inputs,
             outputs=tuple(outputs),
@@ -104,14 +105,6 @@ class SubmitCore:
             max_batch_size=max_batch_size,
             max_queue_delay_ms=max_queue_delay_ms,
         )
-
-    def _model_uri(self, model: ModelRecord) -> str:
-        """Where runners find ``model``'s file: the store's own URI, or the same file
-        under ``INFERQ_MODEL_BASE_URL`` (the store served over http(s) to runners on
-        other hosts), named by sha256 as the store names it."""
-        if not self._model_base_url:
-            return model.uri
-        return f"{self._model_base_url}/{model.sha256}.onnx"
 
     async def publish(self, req: InferenceRequest, traceparent: str | None = None,
                       metadata: str = "") -> None:

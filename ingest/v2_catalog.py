@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from bus.registry_view import RegistryView
 from ingest.errors import NotFound
-from schemas.registry import ModelRecord, TaskRecord
+from schemas.registry import ModelRecord, TaskRecord, version_key
 
 #: The account of v2 requests when auth is off; the colon keeps it out of reach of keys.
 ANONYMOUS = "v2:anonymous"
-
-
-def version_key(model: ModelRecord) -> tuple[int, int]:
-    return (int(model.version) if model.version.isdigit() else -1, model.created_at_ms)
 
 
 def _model_name(model_id: str) -> str:

@@ -36,6 +36,7 @@ from runner.errors import RunnerError
 from runner.execute import build_feeds, encode_outputs, output_names
 from runner.fetch import NpyFetcher
 from runner.models import ModelCache, fitted_intra_op_threads
+from runner.preload import preload
 from runner.providers import device_of, usable_providers
 from runner.settings import RunnerSettings
 from runner.tensorrt import TensorRTOptions
@@ -178,6 +179,15 @@ class Runner:
                                                           self.settings.trt_fp16))
         await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
+        if self.settings.preload:  # before taking partitions: see runner/preload.py
+            try:
+                await preload(self._bus, self._topics.registry, self.settings.preload,
+                              self._cache, max_models=self.settings.max_models,
+                              model_base_url=self.settings.model_base_url)
+            except BaseException:
+                await self._fetcher.stop()
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                raise
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)
         self._commits.attach(self._consumer)
         self._metrics.consumer_lag.set_function(self._consumer.lag)

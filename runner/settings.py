@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.bus_settings import BusSettings
-from schemas.env import env_bool, env_choice, env_float, env_int, env_opt, env_str
+from schemas.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_http_url,
+    env_int,
+    env_opt,
+    env_str,
+)
 
 DEFAULT_PROVIDERS = (
     "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider",
@@ -27,6 +35,11 @@ class RunnerSettings:
     max_in_flight: int = 256
     #: ``INFERQ_RUNNER_MAX_MODELS``: ONNX Runtime sessions kept loaded (LRU).
     max_models: int = 8
+    #: ``INFERQ_RUNNER_PRELOAD``: models loaded before the runner joins its group, comma
+    #: separated: ``name:version``, ``name`` (its newest version), ``*`` (every model's).
+    preload: tuple[str, ...] = ()
+    #: ``INFERQ_MODEL_BASE_URL``: as ingest's; a preloaded model is fetched from there.
+    model_base_url: str = ""
     #: ``INFERQ_RUNNER_CACHE_DIR``: where models fetched over http(s) are kept.
     cache_dir: Path = Path(".inferq/runner-cache")
     #: ``INFERQ_RUNNER_CACHE_MAX_BYTES``: what that folder keeps (fetched models and
@@ -93,6 +106,9 @@ class RunnerSettings:
             group_id=env_str(env, "INFERQ_RUNNER_GROUP", "inferq-runners"),
             max_in_flight=env_int(env, "INFERQ_RUNNER_MAX_IN_FLIGHT", 256, minimum=1),
             max_models=env_int(env, "INFERQ_RUNNER_MAX_MODELS", 8, minimum=1),
+            preload=tuple(n.strip() for n in env_str(env, "INFERQ_RUNNER_PRELOAD", "").split(",")
+                          if n.strip()),
+            model_base_url=env_http_url(env, "INFERQ_MODEL_BASE_URL"),
             cache_dir=Path(env_str(env, "INFERQ_RUNNER_CACHE_DIR",
                                    str(bus.data_dir / "runner-cache"))),
             cache_max_bytes=env_int(env, "INFERQ_RUNNER_CACHE_MAX_BYTES",

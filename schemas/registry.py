@@ -7,6 +7,7 @@ null value is a tombstone. Values are a tagged union so one decoder reads them a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import msgspec
 
@@ -46,6 +47,29 @@ class ModelRecord(msgspec.Struct, frozen=True, kw_only=True, tag="model"):
     @property
     def id(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+def version_key(model: ModelRecord) -> tuple[int, int]:
+    """Orders a model's versions: numbered ones by number, after the others; then by age."""
+    return (int(model.version) if model.version.isdigit() else -1, model.created_at_ms)
+
+
+def newest_versions(models: Iterable[ModelRecord]) -> dict[str, ModelRecord]:
+    """Each model name's newest version (``version_key``)."""
+    newest: dict[str, ModelRecord] = {}
+    for m in models:
+        if m.name not in newest or version_key(m) > version_key(newest[m.name]):
+            newest[m.name] = m
+    return newest
+
+
+def model_uri(model: ModelRecord, base_url: str = "") -> str:
+    """Where runners find ``model``'s file: the store's own URI, or the same file under
+    ``INFERQ_MODEL_BASE_URL`` (the store served over http(s) to runners on other
+    hosts), named by sha256 as the store names it."""
+    if not base_url:
+        return model.uri
+    return f"{base_url.rstrip('/')}/{model.sha256}.onnx"
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True, tag="key"):

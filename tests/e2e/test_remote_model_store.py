@@ -6,6 +6,7 @@ HTTP. A store that does not answer fails the request at once, naming what was fe
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -76,3 +77,21 @@ async def test_a_store_that_does_not_have_the_model_fails_the_request(
         assert body["error"] == f"fetching model {model_id} from {uri}: HTTP 404"
         assert asked == [f"/store/elsewhere/{sha}.onnx"]
         assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+async def test_a_runner_preloads_from_the_served_store_before_any_request(
+    kafka_bootstrap: str | None, tmp_path: Path, store_server: tuple[str, list[str]]
+) -> None:
+    base, asked = store_server
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    async with running_stack(kafka_bootstrap, tmp_path, prefix=prefix) as s:
+        _, sha, task, key = await add_task(s)
+    assert asked == []
+    async with running_stack(kafka_bootstrap, tmp_path, prefix=prefix,
+                             ingest_overrides={"model_base_url": base},
+                             runner_overrides={"model_base_url": base,
+                                               "preload": ("add",)}) as s:
+        assert asked == [f"/store/{sha}.onnx"]  # fetched as the runner started
+        body = (await s.submit(task, key, BINDING)).json()
+        assert body["state"] == "success", body
+        assert asked == [f"/store/{sha}.onnx"]

@@ -14,7 +14,6 @@ import pytest
 from ingest.errors import BadRequest
 from ingest.model_repository import scan
 from ingest.responses import json_response
-from ingest.v2_catalog import version_key
 from ingest.v2_codec import (
     decode_request,
     encode_response,
@@ -25,7 +24,7 @@ from ingest.v2_codec import (
     wanted_outputs,
 )
 from schemas.messages import Succeeded
-from schemas.registry import ModelRecord, TensorSpec
+from schemas.registry import ModelRecord, TensorSpec, version_key
 from schemas.submit_api import submit_response
 from schemas.tensors import decode_tensor, encode_array
 from schemas.v2_api import DTYPE_TO_V2, V2_TO_DTYPE
