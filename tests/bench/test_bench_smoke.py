@@ -131,3 +131,13 @@ def test_kafka_runs_each_on_a_broker_of_its_own() -> None:
     assert re.search(r"^\| 5 \| [\d.]+ \| [\d.]+ \| \d+ \|", proc.stdout, re.M), proc.stdout
     assert re.search(r"^\| inferq kafka \| cpu \(CPUExecutionProvider\) \|$", proc.stdout,
                      re.M), proc.stdout
+
+
+def test_first_request_with_and_without_preload() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.first_request", "tiny", "--rounds", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = re.findall(r"^tiny (without preload|preloaded)\s+ready\s+([\d.]+) s\s+first request"
+                       r"\s+([\d.]+) ms\s+second\s+([\d.]+) ms$", proc.stdout, re.M)
+    assert [kind for kind, *_ in lines] == ["without preload", "preloaded"], proc.stdout
+    assert all(float(v) > 0 for _, *values in lines for v in values)
