@@ -191,3 +191,28 @@ async def test_the_model_cache_loads_over_http_and_prunes_what_it_unloaded(
         assert server.asked == [f"/{first.sha256}.onnx", f"/{second.sha256}.onnx",
                                 f"/{first.sha256}.onnx"]
 
+
+
+async def test_a_file_pruned_by_another_runner_before_it_loads_is_fetched_again(
+    server: FileServer, tmp_path: Path
+) -> None:
+    ref = served(server, add_model())
+
+    class PrunedUnderfoot(ModelCache):
+        """Another runner sharing the folder removes the file between fetch and load."""
+
+        pruned = False
+
+        async def _local_file(self, ref: ModelRef) -> Path:
+            path = await super()._local_file(ref)
+            if not self.pruned:
+                self.pruned = True
+                path.unlink()
+            return path
+
+    with ThreadPoolExecutor(1) as pool:
+        cache = PrunedUnderfoot(providers=["CPUExecutionProvider"], cache_dir=tmp_path,
+                                max_models=1, intra_op_threads=1, executor=pool)
+        model = await cache.get(ref)
+        assert model.ref == ref and cache.loaded == ["m:1"]
+    assert server.asked == [f"/{ref.sha256}.onnx"] * 2
