@@ -17,14 +17,14 @@ from pathlib import Path
 
 from bench import models as bench_models
 from bench.procs import Proc, free_port, inferq, wait_http
-from bench.targets import Endpoint, _env, _register
+from bench.targets import Endpoint, register, server_env
 
 
 def _start(work: Path, env: dict[str, str]) -> tuple[Proc, str, float]:
     port = free_port()
     started = time.perf_counter()
     proc = Proc("inferq-up", inferq(["up", "--port", str(port)]),
-                {**_env(work / "up"), **env}, work)
+                {**server_env(work / "up"), **env}, work)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/readyz", proc, timeout_s=600)
     return proc, base, time.perf_counter() - started
@@ -50,7 +50,7 @@ def main() -> None:
     built = bench_models.build([args.model], work / "models")
     proc, base, _ = _start(work, {})
     try:
-        registered = _register(base, built, "submit")[args.model]
+        registered = register(base, built, "submit")[args.model]
     finally:
         proc.stop()
     path = registered.url.removeprefix(base)

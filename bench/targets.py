@@ -46,7 +46,9 @@ def _admin(base: str, method: str, path: str, body: bytes | None = None,
         return json.loads(r.read())
 
 
-def _register(base: str, models: dict[str, BenchModel], dialect: str) -> dict[str, Endpoint]:
+def register(base: str, models: dict[str, BenchModel], dialect: str) -> dict[str, Endpoint]:
+    """Uploads ``models`` to the inferq at ``base`` with a key and a task each; how to
+    call each in ``dialect``."""
     key = _admin(base, "POST", "/admin/keys", json.dumps({"account": "bench"}).encode())["key"]
     out: dict[str, Endpoint] = {}
     for name, m in models.items():
@@ -84,7 +86,8 @@ def engines(base: str, wait_s: float = 10.0) -> str:
         time.sleep(0.2)
 
 
-def _env(data_dir: Path) -> dict[str, str]:
+def server_env(data_dir: Path) -> dict[str, str]:
+    """The environment every inferq process of the bench runs with."""
     return {"INFERQ_ADMIN_TOKEN": ADMIN, "INFERQ_DATA_DIR": str(data_dir),
             "INFERQ_LOG_LEVEL": "WARNING", "INFERQ_RUNNER_PORT": "0",
             # A benchmark measures the pipeline, not the per-key rate limiter.
@@ -95,11 +98,11 @@ def embedded(models: dict[str, BenchModel], work: Path, dialect: str,
              env: dict[str, str]) -> Target:
     port = free_port()
     proc = Proc("inferq-up", inferq(["up", "--port", str(port)]),
-                {**_env(work / "up"), **env}, work)
+                {**server_env(work / "up"), **env}, work)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/readyz", proc)
-        target = Target("inferq embedded", _register(base, models, dialect), [proc], proc)
+        target = Target("inferq embedded", register(base, models, dialect), [proc], proc)
         target.extra["engines"] = engines(base)
         return target
     except BaseException:
@@ -110,7 +113,7 @@ def embedded(models: dict[str, BenchModel], work: Path, dialect: str,
 def kafka(models: dict[str, BenchModel], work: Path, dialect: str, bootstrap: str,
           env: dict[str, str]) -> Target:
     port, rport = free_port(), free_port()
-    common = {**_env(work / "kafka"), "INFERQ_KAFKA_BOOTSTRAP": bootstrap,
+    common = {**server_env(work / "kafka"), "INFERQ_KAFKA_BOOTSTRAP": bootstrap,
               "INFERQ_TOPIC_PREFIX": f"bench{port}.", **env}
     procs: list[Proc] = []
     try:
@@ -121,7 +124,7 @@ def kafka(models: dict[str, BenchModel], work: Path, dialect: str, bootstrap: st
         runner = Proc("inferq-runner", inferq(["runner", "--port", str(rport)]), common, work)
         procs.append(runner)
         wait_http(f"http://127.0.0.1:{rport}/readyz", runner)
-        target = Target("inferq kafka", _register(base, models, dialect), procs, runner)
+        target = Target("inferq kafka", register(base, models, dialect), procs, runner)
         target.extra["engines"] = engines(base)
         return target
     except BaseException:

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from runner import disk_cache
 from runner.errors import ModelLoadError
 from runner.providers import GPU_PROVIDERS
+from runner.settings import DEFAULT_CACHE_MAX_BYTES, DEFAULT_MAX_MODEL_BYTES
 from runner.tensorrt import TENSORRT, TensorRTOptions, with_tensorrt_options
 from schemas.messages import ModelRef
 from schemas.registry import TensorSpec
@@ -125,8 +126,8 @@ class ModelCache:
         providers: Sequence[str],
         cache_dir: Path,
         max_models: int,
-        cache_max_bytes: int = 20 * 1024 * 1024 * 1024,
-        max_model_bytes: int = 2 * 1024 * 1024 * 1024,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
+        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
         intra_op_threads: int,
         executor: Executor,
         spin: bool = False,

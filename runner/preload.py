@@ -2,8 +2,9 @@
 
 A runner that loads a model at its first request makes that request (and every one
 queued behind it) wait for the load: a second for a large CPU model, minutes for a
-TensorRT engine build. Preloaded, the model is loaded, warmed up and (on TensorRT)
-built before the runner takes a partition, so a runner added under load serves at once.
+TensorRT engine build. Preloaded, the model is loaded and warmed up (on TensorRT, which
+builds engines as the session is made and first run, that should include the build; no
+GPU was lent to see it) before the runner takes a partition.
 
 Each name is ``name:version``, or ``name`` for its newest version (numbered versions by
 number, as the v2 protocol's newest), or ``*`` for the newest version of every model.

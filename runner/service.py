@@ -177,17 +177,12 @@ class Runner:
                                  io_binding=self.settings.io_binding,
                                  tensorrt=TensorRTOptions(self.settings.trt_cache_dir,
                                                           self.settings.trt_fp16))
-        await self._fetcher.start()
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         if self.settings.preload:  # before taking partitions: see runner/preload.py
-            try:
-                await preload(self._bus, self._topics.registry, self.settings.preload,
-                              self._cache, max_models=self.settings.max_models,
-                              model_base_url=self.settings.model_base_url)
-            except BaseException:
-                await self._fetcher.stop()
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                raise
+            await preload(self._bus, self._topics.registry, self.settings.preload,
+                          self._cache, max_models=self.settings.max_models,
+                          model_base_url=self.settings.model_base_url)
+        await self._fetcher.start()
         self._consumer = self._bus.group_consumer([self._topics.requests], self.settings.group_id)
         self._commits.attach(self._consumer)
         self._metrics.consumer_lag.set_function(self._consumer.lag)

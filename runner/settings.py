@@ -13,7 +13,7 @@ from schemas.env import (
     env_float,
     env_http_url,
     env_int,
-    env_opt,
+    env_names,
     env_str,
 )
 
@@ -22,6 +22,10 @@ DEFAULT_PROVIDERS = (
 )
 
 IO_BINDING_MODES = ("auto", "on", "off")
+
+#: ``INFERQ_RUNNER_CACHE_MAX_BYTES`` and ``INFERQ_RUNNER_MAX_MODEL_BYTES`` by default.
+DEFAULT_CACHE_MAX_BYTES = 20 * 1024 * 1024 * 1024
+DEFAULT_MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +48,10 @@ class RunnerSettings:
     cache_dir: Path = Path(".inferq/runner-cache")
     #: ``INFERQ_RUNNER_CACHE_MAX_BYTES``: what that folder keeps (fetched models and
     #: TensorRT engines), least recently used out first; loaded models' files stay.
-    cache_max_bytes: int = 20 * 1024 * 1024 * 1024
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     #: ``INFERQ_RUNNER_MAX_MODEL_BYTES``: the largest model fetched when the request
     #: does not carry the registered size.
-    max_model_bytes: int = 2 * 1024 * 1024 * 1024
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     #: ``INFERQ_PROVIDERS``: comma-separated execution providers to try, in order.
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     #: ``INFERQ_INTRA_OP_THREADS``: ONNX Runtime intra-op threads (0: one per core).
@@ -99,24 +103,21 @@ class RunnerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
         env = os.environ if env is None else env
         bus = BusSettings.from_env(env)
-        providers = env_opt(env, "INFERQ_PROVIDERS")
         return cls(
             bus=bus,
             runner_id=env_str(env, "INFERQ_RUNNER_ID", f"{socket.gethostname()}-{os.getpid()}"),
             group_id=env_str(env, "INFERQ_RUNNER_GROUP", "inferq-runners"),
             max_in_flight=env_int(env, "INFERQ_RUNNER_MAX_IN_FLIGHT", 256, minimum=1),
             max_models=env_int(env, "INFERQ_RUNNER_MAX_MODELS", 8, minimum=1),
-            preload=tuple(n.strip() for n in env_str(env, "INFERQ_RUNNER_PRELOAD", "").split(",")
-                          if n.strip()),
+            preload=env_names(env, "INFERQ_RUNNER_PRELOAD"),
             model_base_url=env_http_url(env, "INFERQ_MODEL_BASE_URL"),
             cache_dir=Path(env_str(env, "INFERQ_RUNNER_CACHE_DIR",
                                    str(bus.data_dir / "runner-cache"))),
             cache_max_bytes=env_int(env, "INFERQ_RUNNER_CACHE_MAX_BYTES",
-                                    20 * 1024 * 1024 * 1024, minimum=1024 * 1024),
+                                    DEFAULT_CACHE_MAX_BYTES, minimum=1024 * 1024),
             max_model_bytes=env_int(env, "INFERQ_RUNNER_MAX_MODEL_BYTES",
-                                    2 * 1024 * 1024 * 1024, minimum=1024),
-            providers=tuple(p.strip() for p in providers.split(","))
-            if providers else DEFAULT_PROVIDERS,
+                                    DEFAULT_MAX_MODEL_BYTES, minimum=1024),
+            providers=env_names(env, "INFERQ_PROVIDERS") or DEFAULT_PROVIDERS,
             intra_op_threads=env_int(env, "INFERQ_INTRA_OP_THREADS", 0),
             executor_threads=env_int(env, "INFERQ_EXECUTOR_THREADS", 1, minimum=1),
             max_batch_size=env_int(env, "INFERQ_MAX_BATCH_SIZE", 32, minimum=1),

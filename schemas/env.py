@@ -30,6 +30,11 @@ def env_http_url(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def env_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, each item stripped, empty items dropped; () when unset."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":

@@ -14,18 +14,18 @@ import pytest
 from bus.factory import bus_for
 from runner.preload import resolve
 from runner.service import Runner
-from runner.settings import RunnerSettings
+from runner.settings import DEFAULT_PROVIDERS, RunnerSettings
 from schemas.env import SettingError
 from schemas.registry import ModelRecord
 from tests import onnx_models
-from tests.harness import bus_settings, running_stack
+from tests.harness import Stack, bus_settings, running_stack
 
 
-async def loaded_models(stack_admin: object) -> list[str]:
+async def loaded_models(s: Stack) -> list[str]:
     """The models the one runner's heartbeat lists, once it has sent one (bounded)."""
     deadline = time.monotonic() + 20
     while True:
-        r = await stack_admin("POST", "/engines/list")  # type: ignore[operator]
+        r = await s.admin("POST", "/engines/list")
         engines = r.json()["data"]  # the tasks API's version-1 wrapper
         if engines:
             return list(engines[0]["models_loaded"])
@@ -41,11 +41,11 @@ async def test_a_preloaded_model_is_loaded_before_any_request(
         await s.upload_model("add", onnx_models.add_model(), version="1")
         await s.upload_model("add", onnx_models.add_model(width=8), version="2")
         await s.upload_model("ints", onnx_models.int_model(), version="1")
-        assert await loaded_models(s.admin) == []  # nothing asked for anything yet
+        assert await loaded_models(s) == []  # nothing asked for anything yet
     # The same registry, a new runner asked to preload add's newest version and ints:1.
     async with running_stack(kafka_bootstrap, tmp_path, prefix=prefix, runner_overrides={
             "preload": ("add", "ints:1")}) as s:
-        assert await loaded_models(s.admin) == ["add:2", "ints:1"]
+        assert await loaded_models(s) == ["add:2", "ints:1"]
         task = await s.create_task("acme", "add:2")
         key = await s.create_key("acme")
         body = (await s.submit(task, key, [{"tensorName": "x", "payloadType": "Json",
@@ -89,7 +89,11 @@ def test_names_resolve_to_versions_in_order_each_once() -> None:
         resolve(["a:3"], models, max_models=8)
 
 
-def test_the_setting_is_a_comma_list() -> None:
-    s = RunnerSettings.from_env({"INFERQ_RUNNER_PRELOAD": " add, ints:1 ,, *"})
+def test_the_setting_is_a_comma_list_like_the_providers() -> None:
+    s = RunnerSettings.from_env({
+        "INFERQ_RUNNER_PRELOAD": " add, ints:1 ,, *",
+        "INFERQ_PROVIDERS": "CUDAExecutionProvider, CPUExecutionProvider,"})
     assert s.preload == ("add", "ints:1", "*")
-    assert RunnerSettings.from_env({}).preload == ()
+    assert s.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    unset = RunnerSettings.from_env({})
+    assert unset.preload == () and unset.providers == DEFAULT_PROVIDERS
