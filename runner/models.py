@@ -102,21 +102,45 @@ def bind_device(mode: str, providers: Sequence[str], inputs: Iterable[TensorSpec
     return "cuda" if gpu else "cpu"
 
 
-def warm_up(model: LoadedModel) -> None:
-    """One run on zeros (dynamic dims as 1), so the first request does not pay for
-    ORT's lazy allocations and kernel choices. Best effort: a model that needs real
-    data to run still loads."""
-    feeds = {}
-    for spec in model.inputs.values():
-        shape = tuple(1 if d < 0 else d for d in spec.shape)
-        if spec.dtype == "string":
-            feeds[spec.name] = np.full(shape, "", dtype=object)
-        else:
-            feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
-    try:
-        model.session.run(None, feeds)
-    except Exception as exc:  # only a hint; the model may need data-dependent shapes
-        log.info("warm-up run skipped: %s", exc, extra={"model": model.ref.name})
+def warm_up_rows(model: LoadedModel, max_batch: int) -> tuple[int, ...]:
+    """The batch sizes a model's warm-up runs at: 1, and on CUDA or TensorRT also
+    ``max_batch`` where the batcher may batch it (every input's first dimension dynamic).
+
+    Given no explicit optimization profile, ORT's TensorRT provider builds an engine for
+    the input shapes it has seen and builds it again when a batch falls outside them. Run
+    at 1 and at the batcher's limit while loading, the range every batch falls in is
+    built then, not by the first full batches under load. On the CPU provider a larger
+    warm-up would only reserve arena memory that traffic may never need."""
+    if (max_batch <= 1 or not model.batchable or not model.providers
+            or model.providers[0] not in GPU_PROVIDERS):
+        return (1,)
+    specs = model.inputs.values()
+    if not specs or any(not s.shape or s.shape[0] != -1 or s.dtype == "string"
+                        for s in specs):
+        return (1,)
+    return (1, max_batch)
+
+
+def warm_up(model: LoadedModel, max_batch: int = 1) -> None:
+    """Runs on zeros (other dynamic dims as 1) at ``warm_up_rows``, so the first
+    requests do not pay for ORT's lazy allocations, kernel choices and, on TensorRT,
+    engine builds. Best effort: a model that needs real data to run still loads."""
+    for rows in warm_up_rows(model, max_batch):
+        feeds = {}
+        for spec in model.inputs.values():
+            shape = tuple(1 if d < 0 else d for d in spec.shape)
+            if rows > 1:
+                shape = (rows, *shape[1:])
+            if spec.dtype == "string":
+                feeds[spec.name] = np.full(shape, "", dtype=object)
+            else:
+                feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
+        try:
+            model.session.run(None, feeds)
+        except Exception as exc:  # only a hint; the model may need data-dependent shapes
+            log.info("warm-up run skipped: %s", exc,
+                     extra={"model": model.ref.name, "rows": rows})
+            return
 
 
 class ModelCache:
@@ -132,6 +156,7 @@ class ModelCache:
         executor: Executor,
         spin: bool = False,
         warm_up: bool = True,
+        warm_batch: int = 1,
         io_binding: str = "auto",
         tensorrt: TensorRTOptions | None = None,
     ) -> None:
@@ -145,6 +170,7 @@ class ModelCache:
         self._executor = executor
         self._spin = spin
         self._warm_up = warm_up
+        self._warm_batch = warm_batch
         self._io_binding = io_binding
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
@@ -153,27 +179,30 @@ class ModelCache:
     def loaded(self) -> list[str]:
         return [f"{m.ref.name}:{m.ref.version}" for m in self._loaded.values()]
 
-    async def get(self, ref: ModelRef) -> LoadedModel:
+    async def get(self, ref: ModelRef, *, max_batch: int = 0) -> LoadedModel:
+        """The loaded model, loading it first if need be; a load warms it up at
+        ``max_batch`` rows where ``warm_up_rows`` says so (0: the cache's ``warm_batch``,
+        the runner's default batch limit)."""
         model = self._loaded.get(ref.sha256)
         if model is not None:
             self._loaded.move_to_end(ref.sha256)
             return model
         pending = self._loading.get(ref.sha256)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(ref))
+            pending = asyncio.ensure_future(self._load(ref, max_batch or self._warm_batch))
             self._loading[ref.sha256] = pending
             pending.add_done_callback(lambda _: self._loading.pop(ref.sha256, None))
         return await asyncio.shield(pending)
 
-    async def _load(self, ref: ModelRef) -> LoadedModel:
+    async def _load(self, ref: ModelRef, max_batch: int) -> LoadedModel:
         path = await self._local_file(ref)
         loop = asyncio.get_running_loop()
         try:
-            model = await loop.run_in_executor(self._executor, self._open, ref, path)
+            model = await loop.run_in_executor(self._executor, self._open, ref, path, max_batch)
         except FileNotFoundError:
             # Another runner sharing the cache folder pruned it just now: once more.
             path = await self._local_file(ref)
-            model = await loop.run_in_executor(self._executor, self._open, ref, path)
+            model = await loop.run_in_executor(self._executor, self._open, ref, path, max_batch)
         self._loaded[ref.sha256] = model
         while len(self._loaded) > self._max:
             _, evicted = self._loaded.popitem(last=False)
@@ -187,7 +216,7 @@ class ModelCache:
                                         "io_binding": model.bind_device})
         return model
 
-    def _open(self, ref: ModelRef, path: Path) -> LoadedModel:
+    def _open(self, ref: ModelRef, path: Path, max_batch: int) -> LoadedModel:
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -221,7 +250,7 @@ class ModelCache:
             log.info("model not batched: %s", unbatchable,
                      extra={"model": f"{ref.name}:{ref.version}"})
         if self._warm_up:
-            warm_up(model)
+            warm_up(model, max_batch)
         return model
 
     def _session(self, ref: ModelRef, path: Path, opts: ort.SessionOptions

@@ -67,7 +67,8 @@ async def preload(bus: Bus, registry_topic: str, wanted: Sequence[str], cache: M
         log.info("preloading model %d/%d", i, len(records), extra={"model": m.id})
         started = time.perf_counter()
         await cache.get(ModelRef(name=m.name, version=m.version, sha256=m.sha256,
-                                 uri=model_uri(m, model_base_url), size=m.size))
+                                 uri=model_uri(m, model_base_url), size=m.size),
+                        max_batch=m.max_batch_size or 0)
         log.info("model preloaded", extra={"model": m.id,
                                            "seconds": round(time.perf_counter() - started, 3)})
     return [m.id for m in records]

@@ -175,6 +175,7 @@ class Runner:
                                      self.settings.executor_threads),
                                  executor=self._executor, spin=self.settings.ort_spin,
                                  io_binding=self.settings.io_binding,
+                                 warm_batch=self.settings.max_batch_size,
                                  tensorrt=TensorRTOptions(self.settings.trt_cache_dir,
                                                           self.settings.trt_fp16))
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
@@ -449,7 +450,7 @@ class Runner:
                 self._metrics.fetch.observe(fetch_ms / 1000)
             else:
                 fetched = {}
-            model = await self._cache.get(req.model)
+            model = await self._cache.get(req.model, max_batch=req.max_batch_size)
             feeds = build_feeds(model, req.inputs, fetched)
             names = output_names(model, req.outputs)
             self._batcher.retract(sha)

@@ -2,10 +2,12 @@
 
 Without an engine cache TensorRT builds a model's engines again at every load (seconds
 to minutes for a large model), and with dynamic batch sizes again as batches outside
-the built range arrive. With the cache a restart loads what was built instead: engines
-live under ``<root>/ort-<version>/<model sha256>``, the timing cache (shared by all
-models) in the version's folder; the runner's cache bound (``runner.disk_cache``)
-removes a model's engines once they are the least recently used. Not run on a GPU here
+the built range arrive (a GPU session's warm-up runs at batch 1 and at the batch limit,
+so the batcher's range is built while loading: ``runner.models.warm_up_rows``).
+With the cache a restart loads what was built instead: engines live under
+``<root>/ort-<version>/<model sha256>``, the timing cache (shared by all models) in the
+version's folder; the runner's cache bound (``runner.disk_cache``) removes a model's
+engines once they are the least recently used. Not run on a GPU here
 (none was lent); the option names are those of the shipped TensorRT provider library.
 
 Option names and values are ONNX Runtime's (``trt_*``, booleans as ``"True"`` /
