@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from bus.topics import TopicSpec
 
@@ -12,8 +13,11 @@ Headers = tuple[tuple[str, bytes], ...]
 TopicPartitionKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One record as a bus hands it out. Not tracked by the cyclic GC (``gc=False``): the
+    embedded bus keeps up to hundreds of thousands of them, and holding only scalars,
+    bytes and tuples they can be part of no cycle (``inferq.serve.GC_THRESHOLDS``)."""
+
     topic: str
     partition: int
     offset: int

@@ -2,6 +2,12 @@
 
 Every new field gets a default so that producers and consumers of different versions
 can run side by side during a rolling upgrade; decoders skip fields they do not know.
+
+Every message type (and ``Tensor``, ``WebhookTarget``) is ``gc=False``: services keep
+hundreds of thousands of decoded results and events in their books, which the cyclic
+collector otherwise walked again and again. They are frozen and hold only scalars, bytes
+and tuples of each other, so they can be part of no cycle; a new field must keep it so
+(no list, dict or object that could refer back).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from schemas.webhooks import WebhookTarget
 SCHEMA_VERSION = b"1"
 
 
-class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
+class ModelRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Which model file a request runs on; the runner verifies ``sha256``."""
 
     name: str
@@ -27,14 +33,14 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
     size: int = 0
 
 
-class UrlInput(msgspec.Struct, frozen=True, kw_only=True):
+class UrlInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An input the runner fetches itself (a Binary binding: a ``.npy`` at ``url``)."""
 
     name: str
     url: str
 
 
-class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
+class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     subtask_id: str
     task_id: str
     account_id: str
@@ -56,7 +62,7 @@ class InferenceRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_queue_delay_ms: float = -1.0
 
 
-class Timings(msgspec.Struct, frozen=True, kw_only=True):
+class Timings(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Where a request's time went, in milliseconds."""
 
     #: From submit to a runner taking the request off the bus.
@@ -71,7 +77,7 @@ class Timings(msgspec.Struct, frozen=True, kw_only=True):
     batch_wait_ms: float = 0.0
 
 
-class _Result(msgspec.Struct, frozen=True, kw_only=True, tag_field="state"):
+class _Result(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag_field="state"):
     subtask_id: str
     task_id: str
     account_id: str
@@ -82,19 +88,19 @@ class _Result(msgspec.Struct, frozen=True, kw_only=True, tag_field="state"):
     webhook: WebhookTarget | None = None
 
 
-class Succeeded(_Result, frozen=True, kw_only=True, tag="succeeded"):
+class Succeeded(_Result, frozen=True, kw_only=True, gc=False, tag="succeeded"):
     outputs: tuple[Tensor, ...] = ()
 
 
-class Failed(_Result, frozen=True, kw_only=True, tag="failed"):
+class Failed(_Result, frozen=True, kw_only=True, gc=False, tag="failed"):
     error: str = ""
 
 
-class Cancelled(_Result, frozen=True, kw_only=True, tag="cancelled"):
+class Cancelled(_Result, frozen=True, kw_only=True, gc=False, tag="cancelled"):
     error: str = "cancelled"
 
 
-class Expired(_Result, frozen=True, kw_only=True, tag="expired"):
+class Expired(_Result, frozen=True, kw_only=True, gc=False, tag="expired"):
     error: str = "deadline exceeded before the request ran"
 
 
@@ -105,7 +111,7 @@ EventKind = Literal[
 ]
 
 
-class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
+class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     subtask_id: str
     task_id: str
     account_id: str
@@ -117,7 +123,7 @@ class SubtaskEvent(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes = b""
 
 
-class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A runner's periodic "alive" record on the compacted runners topic."""
 
     runner_id: str
@@ -130,7 +136,7 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["running", "draining", "stopped"] = "running"
 
 
-class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel"):
+class Cancel(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="cancel"):
     """On ``control`` (key: subtask id): do not run this subtask; interrupt it if running.
 
     Every runner reads all of ``control``: the one holding the subtask answers
@@ -144,7 +150,7 @@ class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel"):
     deadline_ms: int = 0
 
 
-class EngineCommand(msgspec.Struct, frozen=True, kw_only=True, tag="engine"):
+class EngineCommand(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="engine"):
     """On ``control`` (key: runner id): ``drain`` finishes what it holds, then leaves;
     ``stop`` hands back what it holds (redelivered to others), then leaves."""
 

@@ -78,7 +78,7 @@ class TensorError(ValueError):
     """A tensor that cannot be encoded or decoded; the message says why."""
 
 
-class Tensor(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Tensor(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
     """One named tensor on the wire."""
 
     name: str

@@ -20,7 +20,7 @@ FinalEvent = Literal["succeeded", "failed", "cancelled", "expired"]
 FINAL_EVENTS: tuple[FinalEvent, ...] = ("succeeded", "failed", "cancelled", "expired")
 
 
-class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
+class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A URL and the final states delivered to it (empty: every final state)."""
 
     url: str
