@@ -51,10 +51,10 @@ def bound_port(srv: uvicorn.Server) -> int:
 #: and event books, the registry) and allocates several thousand per request, so with the
 #: defaults collections ran every few requests and took ~24 % of `inferq up`'s CPU at 64
 #: clients (gc callbacks, tiny model); these keep the same bounded behaviour, less often.
-#: What is kept is mostly untracked besides: bus records and bus messages are ``gc=False``
-#: structs (``bus.base.Record``, ``schemas.messages``), so the objects a collection walks
-#: for each request kept fell from ~22 to ~9 and the collector's time per request from ~33
-#: to ~20 us (tiny model, 64 clients).
+#: What is kept is mostly untracked besides: bus records, bus messages, the notifier's
+#: stream events and ingest's lifecycles are ``gc=False`` structs, so the objects a
+#: collection walks for each request kept fell from ~22 to ~4 and the collector's time per
+#: request from ~33 to ~19 us (tiny model, 64 clients; README, Performance).
 GC_THRESHOLDS = (20_000, 50, 100)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -24,8 +23,11 @@ MAX_LINES = 50
 _FINAL_KINDS = frozenset({"succeeded", "failed", "cancelled", "expired"})
 
 
-@dataclass
-class Lifecycle:
+class Lifecycle(msgspec.Struct, gc=False):
+    """One subtask's lifecycle. Not tracked by the cyclic GC: the view keeps one for each
+    of up to hundreds of thousands of subtasks, and holding only strings, numbers and a
+    list of (int, str) lines it can be part of no cycle."""
+
     subtask_id: str
     task_id: str
     account_id: str
@@ -34,7 +36,7 @@ class Lifecycle:
     running: bool = False
     #: The metadata JSON a ``POST /run`` attached to its queued event.
     metadata: str = ""
-    lines: list[tuple[int, str]] = field(default_factory=list)
+    lines: list[tuple[int, str]] = msgspec.field(default_factory=list)
 
 
 class LifecycleView:

@@ -64,26 +64,31 @@ SUBTASK_OVERHEAD = 1792
 _json = msgspec.json.Encoder()
 
 
-class StreamEvent:
+class StreamEvent(msgspec.Struct, gc=False):
     """One SSE event. A final event's ``data`` (the submit API's body of the result, its
     outputs as JSON) is written when a stream first reads it, not when the result comes
     in: most are never read, and for large outputs writing it was most of what filling
     the book cost (1,024 floats: 36 us a result). Until then the event holds the result
-    and is charged ``success_body_bound``, never less than the body it will write."""
+    and is charged ``success_body_bound``, never less than the body it will write.
 
-    __slots__ = ("subtask_id", "seq", "kind", "at_ms", "size", "_data", "_result")
+    Not tracked by the cyclic GC (``gc=False``): the book keeps three a subtask, up to
+    hundreds of thousands, and holding only strings, numbers and an untracked result it
+    can be part of no cycle."""
 
-    def __init__(self, subtask_id: str, seq: int, kind: str, data: str,
-                 at_ms: int = 0) -> None:
-        self.subtask_id = subtask_id
-        self.seq = seq
-        self.kind = kind
-        #: When the step happened (ms): the tasks-API view's ``updated_at``.
-        self.at_ms = at_ms
-        #: What the book charges for ``data``: its length, or a bound until it is written.
-        self.size = len(data)
-        self._data: str | None = data
-        self._result: Succeeded | None = None
+    subtask_id: str
+    seq: int
+    kind: str
+    #: The event's data, or None until a final event's is written from ``_result``.
+    _data: str | None
+    #: When the step happened (ms): the tasks-API view's ``updated_at``.
+    at_ms: int = 0
+    #: What the book charges for ``data``: its length, or a bound until it is written.
+    size: int = -1
+    _result: Succeeded | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self._data or "")
 
     @classmethod
     def final(cls, result: SubtaskResult) -> StreamEvent:
@@ -95,9 +100,7 @@ class StreamEvent:
         if bound is None:
             return cls(result.subtask_id, FINAL, kind, _body(result), result.finished_at_ms)
         assert isinstance(result, Succeeded)
-        event = cls(result.subtask_id, FINAL, kind, "", result.finished_at_ms)
-        event._data, event._result, event.size = None, result, bound
-        return event
+        return cls(result.subtask_id, FINAL, kind, None, result.finished_at_ms, bound, result)
 
     @property
     def data(self) -> str:

@@ -5,6 +5,7 @@ and a stream following a subtask still gets a final event that pushed it out."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 
@@ -77,6 +78,20 @@ def test_the_byte_bound_forgets_the_oldest_subtasks_and_their_task_events() -> N
     assert len(book) == len(kept)
     # The task's log holds only what the book holds: it would keep the outputs alive.
     assert task_subtasks(book) == [log.subtask_id for log in kept]
+
+
+def test_the_events_a_book_keeps_are_not_tracked_by_the_gc() -> None:
+    """Three events a subtask, up to hundreds of thousands: the cyclic collector walked
+    each of them (``inferq.serve.GC_THRESHOLDS``); they hold nothing that could refer back."""
+    book = EventBook(100_000, 256 * MIB)
+    book.add_event(queued("s1"))
+    book.add_result(succeeded("s1", floats(4)))
+    log = book.subtask("s1")
+    assert log is not None
+    events = log.after(0)
+    assert [e.kind for e in events] == ["queued", "running", "succeeded"]  # running derived
+    assert json.loads(events[-1].data)["state"] == "success"  # written when read
+    assert [gc.is_tracked(e) for e in events] == [False] * 3
 
 
 def test_the_count_bound_still_forgets_the_oldest() -> None:
