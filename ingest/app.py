@@ -44,6 +44,7 @@ from ingest.runners_view import RunnersView
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore
 from obs.metrics import LATENCY_BUCKETS, HttpMetrics, metrics_endpoint
+from obs.process_metrics import register_process_metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def create_app(
     limiter = (RateLimiter(parse_limits(settings.rate_limits), replicas)
                if replicas is not None else None)
     metrics = metrics or CollectorRegistry()
+    register_process_metrics(metrics)  # the process's: `inferq up` serves only this app
     Gauge("inferq_ingest_waiters", "synchronous calls waiting for a result",
           registry=metrics).set_function(lambda: ctx.results.waiting)
     Gauge("inferq_ingest_results_held", "finished results the result book holds",

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from obs.metrics import metrics_endpoint
+from obs.process_metrics import register_process_metrics
 
 
 def ops_app(
@@ -19,6 +20,8 @@ def ops_app(
     ready: Callable[[], Awaitable[bool]],
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]],
 ) -> Starlette:
+    register_process_metrics(registry)
+
     async def live(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
