@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from runner import disk_cache
 from runner.errors import ModelLoadError
-from runner.providers import GPU_PROVIDERS
+from runner.providers import device_of
 from runner.settings import DEFAULT_CACHE_MAX_BYTES, DEFAULT_MAX_MODEL_BYTES
 from runner.tensorrt import TENSORRT, TensorRTOptions, with_tensorrt_options
 from schemas.messages import ModelRef
@@ -94,7 +94,7 @@ def bind_device(mode: str, providers: Sequence[str], inputs: Iterable[TensorSpec
     runs: ``auto`` binds on CUDA/TensorRT only (on the CPU provider ``session.run``
     already reads the numpy inputs in place), ``on`` everywhere. String tensors never
     bind (ORT keeps them on the host)."""
-    gpu = bool(providers) and providers[0] in GPU_PROVIDERS
+    gpu = device_of(providers) == "cuda"
     if mode == "off" or (mode == "auto" and not gpu):
         return None
     if any(spec.dtype == "string" for spec in inputs):
@@ -111,8 +111,7 @@ def warm_up_rows(model: LoadedModel, max_batch: int) -> tuple[int, ...]:
     at 1 and at the batcher's limit while loading, the range every batch falls in is
     built then, not by the first full batches under load. On the CPU provider a larger
     warm-up would only reserve arena memory that traffic may never need."""
-    if (max_batch <= 1 or not model.batchable or not model.providers
-            or model.providers[0] not in GPU_PROVIDERS):
+    if max_batch <= 1 or not model.batchable or device_of(model.providers) != "cuda":
         return (1,)
     specs = model.inputs.values()
     if not specs or any(not s.shape or s.shape[0] != -1 or s.dtype == "string"

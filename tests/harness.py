@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,19 @@ class Stack:
         return await self.client.post(f"{self.base_url}/api/inference/tasks/{task_id}",
                                       json={"bindings": bindings},
                                       headers={"X-Api-Key": key}, **kw)
+
+    async def settled(self, subtask_id: str, key: str) -> dict[str, Any]:
+        """``GET /subtasks/{id}`` once it no longer says pending (bounded, 20 s): the
+        notifier and ingest follow ``results`` independently, so a stream's final event
+        or a webhook can arrive before ingest has read the result (README)."""
+        deadline = time.monotonic() + 20
+        while True:
+            r = await self.client.get(f"{self.base_url}/api/inference/subtasks/{subtask_id}",
+                                      headers={"X-Api-Key": key})
+            assert r.status_code == 200, r.text
+            if r.json()["state"] != "pending" or time.monotonic() > deadline:
+                return dict(r.json())
+            await self.client.get(f"{self.base_url}/healthz")  # a bounded poll, not a sleep
 
 
 @asynccontextmanager

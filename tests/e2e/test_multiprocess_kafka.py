@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import onnx_models
 from tests.conftest import free_port
 from tests.harness import ADMIN_TOKEN
+from tests.metrics_text import samples, value
 from tests.procs import Procs, kafka_env
 
 
@@ -42,14 +42,6 @@ def consumed(port: int) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("inferq_runner_results_total{"))
-
-
-def process_metrics(port: int) -> dict[str, float]:
-    """A process's own series (process_*, inferq_gc_*) from its /metrics."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {s.name + "".join(f"{{{k}={v}}}" for k, v in sorted(s.labels.items())): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name.startswith(("process_", "inferq_gc_"))}
 
 
 async def test_two_runners_share_load_and_survive_sigkill(
@@ -88,10 +80,10 @@ async def test_two_runners_share_load_and_survive_sigkill(
         assert consumed(ports["r1"]) + consumed(ports["r2"]) == 200
         # Each process describes itself: its memory and the collector's pauses.
         for port in (ports["ingest"], ports["r1"]):
-            described = process_metrics(port)
-            assert described["process_resident_memory_bytes"] > 20 * 2**20, described
-            assert {f"inferq_gc_pause_seconds_count{{generation={g}}}"
-                    for g in range(3)} <= described.keys(), described
+            described = samples((await c.get(f"http://127.0.0.1:{port}/metrics")).text)
+            assert value(described, "process_resident_memory_bytes") > 20 * 2**20
+            for g in "012":  # value() fails naming a series that is not there
+                value(described, "inferq_gc_pause_seconds_count", generation=g)
 
         # Now kill r2 while it works through its share; every request still gets its
         # answer, r1 taking over r2's partitions from their last committed offsets.

@@ -72,16 +72,10 @@ async def test_async_submit_then_full_lifecycle_in_order(stack: Stack) -> None:
     events = await read_events(stack, f"/api/inference/subtasks/{sid}/events", key)
     assert [e.event for e in events] == ["queued", "running", "succeeded"]
     assert [e.id for e in events] == [f"{sid}:1", f"{sid}:2", f"{sid}:3"]
-    # The notifier and ingest follow `results` independently, so GET may lag the
-    # stream by a fetch or two; it must converge on the very same body.
-    for _ in range(100):
-        get = await stack.client.get(f"{stack.base_url}/api/inference/subtasks/{sid}",
-                                     headers={"X-Api-Key": key})
-        if get.json()["state"] != "pending":
-            break
-        await asyncio.sleep(0.02)
-    assert json.loads(events[-1].data) == get.json()
-    assert get.json()["data"] == {"sum": [[5, 7, 9]], "prod": [[4, 10, 18]]}
+    # GET may lag the stream by a fetch or two; it must converge on the very same body.
+    got = await stack.settled(sid, key)
+    assert json.loads(events[-1].data) == got
+    assert got["data"] == {"sum": [[5, 7, 9]], "prod": [[4, 10, 18]]}
 
 
 async def test_reconnect_with_last_event_id_gets_exactly_the_missing_events(

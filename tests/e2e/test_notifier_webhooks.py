@@ -67,27 +67,13 @@ async def deliveries(s: Stack, sid: str, key: str, n: int) -> list[dict[str, Any
         await s.client.get(f"{s.base_url}/healthz")  # a bounded poll, not a sleep
 
 
-async def settled(s: Stack, sid: str, key: str) -> dict[str, Any]:
-    """``GET /subtasks/{sid}`` once it is no longer pending (bounded): the notifier and
-    ingest follow ``results`` independently, so on Kafka the webhook can arrive before
-    ingest has read the result (README: a GET right after can still say pending)."""
-    deadline = time.monotonic() + 20
-    while True:
-        r = await s.client.get(f"{s.base_url}/api/inference/subtasks/{sid}",
-                               headers={"X-Api-Key": key})
-        assert r.status_code == 200, r.text
-        if r.json()["state"] != "pending" or time.monotonic() > deadline:
-            return dict(r.json())
-        await s.client.get(f"{s.base_url}/healthz")  # a bounded poll, not a sleep
-
-
 async def test_delivery_is_signed_and_carries_the_result(stack: Stack,
                                                          receiver: Receiver) -> None:
     task, key = await setup(stack, receiver)
     sid = await submit(stack, task, key, f"{receiver.base_url}/hook/a")
     [d] = await receiver.wait_for(1)
     assert d.verified["type"] == "subtask.succeeded"
-    assert d.verified["data"] == await settled(stack, sid, key)
+    assert d.verified["data"] == await stack.settled(sid, key)
     assert d.verified["taskId"] == task
     assert d.headers["webhook-id"] == f"msg_{sid}"
     # The library refuses a tampered body, a forged signature and a stale timestamp.

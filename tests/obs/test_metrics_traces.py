@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.results import ENTRY_OVERHEAD_BYTES
 from notifier.book import SUBTASK_OVERHEAD
 from obs.tracing import new_traceparent, parse_traceparent
 from tests import onnx_models
 from tests.harness import Stack, running_stack
+from tests.metrics_text import samples, value
 
 SUBMIT_ROUTE = "/api/inference/tasks/{task_id}"
 
@@ -25,23 +25,6 @@ SUBMIT_ROUTE = "/api/inference/tasks/{task_id}"
 async def stack(kafka_bootstrap: str | None, tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(kafka_bootstrap, tmp_path) as s:
         yield s
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def value(table: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-          **labels: str) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels``."""
-    want = set(labels.items())
-    hits = [v for (n, ls), v in table.items() if n == name and want <= ls]
-    assert hits, f"no sample {name}{labels or ''} in /metrics"
-    return sum(hits)
 
 
 def trace_records(caplog: pytest.LogCaptureFixture, logger: str, subtask_id: str
