@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 import msgspec
@@ -87,13 +87,24 @@ class Bus(Protocol):
         """Publish without waiting for the acknowledgement (lifecycle events)."""
         ...
 
-    def group_consumer(self, topics: Sequence[str], group_id: str) -> GroupConsumer: ...
+    def group_consumer(self, topics: Sequence[str], group_id: str, *,
+                       deferred: Collection[str] = ()) -> GroupConsumer:
+        """A member of ``group_id`` reading ``topics``; ``deferred`` as for ``tail``."""
+        ...
+
     def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
-             background: bool = False) -> Tail:
+             background: bool = False, deferred: Collection[str] = ()) -> Tail:
         """Follow ``topics`` outside any group. A ``background`` tail feeds a view off the
         request path: on Kafka its fetches park for the longer background wait, so an
         idle one costs the broker and this process a fetch per that wait, not per
         ``fetch_max_wait_ms``; new records may reach it that much later on brokers that
-        only re-check parked fetches (Apache Kafka answers them as data arrives)."""
+        only re-check parked fetches (Apache Kafka answers them as data arrives).
+
+        ``deferred`` names those of ``topics`` whose new records this reader need not
+        see at once (streams, webhooks, lifecycle lines: nobody's answer waits on
+        them). The embedded bus wakes it for them a short delay later, one wake-up for
+        every such reader, so in the one process a request's own path (a runner taking
+        it, ingest reading its result) runs first and these read in batches. On Kafka
+        every fetch already waits up to ``fetch_max_wait_ms``; it changes nothing there."""
         ...
     async def healthy(self) -> bool: ...

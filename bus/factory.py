@@ -22,6 +22,7 @@ def make_bus(
     session_timeout_ms: int = 10_000,
     embedded_max_records: int = 200_000,
     embedded_max_bytes: int = 256 * 1024 * 1024,
+    embedded_defer_ms: int = 2,
 ) -> Bus:
     if kafka_bootstrap:
         return KafkaBus(
@@ -37,7 +38,7 @@ def make_bus(
             )
         )
     return EmbeddedBus(data_dir, max_records=embedded_max_records,
-                       max_bytes=embedded_max_bytes)
+                       max_bytes=embedded_max_bytes, defer_s=embedded_defer_ms / 1000)
 
 
 def bus_for(settings: BusSettings, client_id: str) -> Bus:
@@ -51,4 +52,5 @@ def bus_for(settings: BusSettings, client_id: str) -> Bus:
         session_timeout_ms=settings.session_timeout_ms,
         embedded_max_records=settings.embedded_max_records,
         embedded_max_bytes=settings.embedded_max_bytes,
+        embedded_defer_ms=settings.embedded_defer_ms,
     )

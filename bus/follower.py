@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from bus.base import Bus, Record, Tail
 
@@ -42,8 +42,10 @@ class Follower:
         after_batch: Callable[[], None] | None = None,
         poll_s: float = 0.5,
         background: bool = True,
+        deferred: Collection[str] = (),
     ) -> None:
         self._bus = bus
+        self._deferred = tuple(deferred)
         self._topics = list(topics)
         self._apply = apply
         self._after_batch = after_batch
@@ -58,7 +60,7 @@ class Follower:
 
     async def start(self) -> None:
         self._tail = self._bus.tail(self._topics, from_beginning=self._from_beginning,
-                                    background=self._background)
+                                    background=self._background, deferred=self._deferred)
         await self._tail.start()
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-follower")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -163,12 +163,13 @@ class KafkaBus:
             max_poll_interval_ms=o.max_poll_interval_ms,
         )
 
-    def group_consumer(self, topics: Sequence[str], group_id: str) -> KafkaGroupConsumer:
+    def group_consumer(self, topics: Sequence[str], group_id: str, *,
+                       deferred: Collection[str] = ()) -> KafkaGroupConsumer:
         return KafkaGroupConsumer(self._consumer(group_id, self.options.fetch_max_wait_ms),
                                   list(topics))
 
     def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
-             background: bool = False) -> KafkaTail:
+             background: bool = False, deferred: Collection[str] = ()) -> KafkaTail:
         o = self.options
         wait = (max(o.background_fetch_wait_ms, o.fetch_max_wait_ms) if background
                 else o.fetch_max_wait_ms)

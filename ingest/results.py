@@ -84,10 +84,12 @@ class ResultBook:
         # with the short fetch wait, not in the background. ``alongside`` are other
         # topics read right after a result (the lifecycle lines), followed on the same
         # tail: on Kafka every short-wait tail is a fetch per broker every few
-        # milliseconds while idle, for the broker and this process alike.
+        # milliseconds while idle, for the broker and this process alike. Only results
+        # wake it at once on the embedded bus: ``alongside`` records are deferred (read
+        # with the next result, or the bus's short delay after they land).
         handlers = {topic: self._apply, **(alongside or {})}
         self._follower = Follower(bus, list(handlers), by_topic(handlers), name="results",
-                                  background=False)
+                                  background=False, deferred=list(alongside or ()))
         self.caught_up = self._follower.caught_up
 
     async def start(self) -> None:

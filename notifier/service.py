@@ -69,8 +69,10 @@ class Notifier:
 
     async def start(self) -> None:
         await self.registry.start()
-        self._tail = self._bus.tail([self._topics.events, self._topics.results],
-                                    from_beginning=True)
+        # Nobody's answer waits on the book: on the embedded bus it reads after the
+        # request path, in batches (``Bus.tail``'s ``deferred``).
+        topics = [self._topics.events, self._topics.results]
+        self._tail = self._bus.tail(topics, from_beginning=True, deferred=topics)
         await self._tail.start()
         self._task = asyncio.create_task(self._run(), name="notifier-tail")
         await self._deliverer.start()

@@ -113,8 +113,10 @@ class Deliverer:
 
     async def start(self) -> None:
         await self._sender.start()
+        # Deferred on the embedded bus: deliveries run after the request path, batched.
         self._consumer = self._bus.group_consumer([self._topics.results],
-                                                  self._settings.results_group)
+                                                  self._settings.results_group,
+                                                  deferred=[self._topics.results])
         self._commits.attach(self._consumer)
         await self._consumer.start()
         self._background = [asyncio.create_task(self._consume(), name="webhooks-consume"),

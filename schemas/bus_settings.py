@@ -13,6 +13,8 @@ from schemas.env import SettingError, env_int, env_opt, env_str
 MAX_BACKGROUND_FETCH_WAIT_MS = 10_000
 #: Longest producer linger: every publish on a request's path waits it.
 MAX_KAFKA_LINGER_MS = 1000
+#: Longest deferral of the embedded bus's off-path readers: SSE and webhooks wait it.
+MAX_EMBEDDED_DEFER_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,12 @@ class BusSettings:
     #: first, but never a topic's newest. With large tensors this, not the record
     #: count, bounds memory: 200,000 results of 1 MiB each would be 200 GiB.
     embedded_max_bytes: int = 256 * 1024 * 1024
+    #: ``INFERQ_EMBEDDED_DEFER_MS``: how much later than the append the embedded bus
+    #: wakes the readers nobody's answer waits on (the SSE book, the webhook deliverer,
+    #: ingest's lifecycle lines), all with one timer, so they run after the request path
+    #: and in batches; 0 wakes them at once. SSE events and webhooks leave up to this
+    #: much later. Kafka ignores it (its fetches wait up to the fetch wait anyway).
+    embedded_defer_ms: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BusSettings:
@@ -78,6 +86,9 @@ class BusSettings:
                                          minimum=1000),
             embedded_max_bytes=env_int(env, "INFERQ_EMBEDDED_MAX_BYTES", 256 * 1024 * 1024,
                                        minimum=1024 * 1024),
+            embedded_defer_ms=_at_most(
+                env_int(env, "INFERQ_EMBEDDED_DEFER_MS", 2, minimum=0),
+                "INFERQ_EMBEDDED_DEFER_MS", MAX_EMBEDDED_DEFER_MS),
         )
 
 

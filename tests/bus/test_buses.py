@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from bus.base import Bus, Record
+from bus.embedded import EmbeddedBus
 from bus.factory import bus_for, make_bus
 from bus.kafka import KafkaBus, KafkaTail
 from bus.topics import TopicSpec
 from schemas.bus_settings import BusSettings
+from schemas.env import SettingError
 from schemas.messages import SubtaskEvent, Succeeded, Timings, encode, event_decoder, result_decoder
 from schemas.tensors import Tensor
 from schemas.webhooks import WebhookTarget
@@ -140,6 +146,82 @@ async def test_a_background_tail_sees_live_records_and_parks_for_the_longer_wait
         await prompt.stop()
     finally:
         await bus.stop()
+
+
+async def test_a_deferred_reader_gets_every_record_the_delay_after_a_prompt_one(
+    kafka_bootstrap: str | None, tmp_path: Path
+) -> None:
+    """On the embedded bus a reader deferring a topic is woken the bus's delay after a
+    record lands there (one timer for all), a prompt reader in the same step; a record on
+    a topic it did not defer wakes it at once. On Kafka ``deferred`` changes nothing and
+    both read everything."""
+    bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
+                   session_timeout_ms=3000, embedded_defer_ms=300)
+    await bus.start()
+    lines, results = f"l-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
+    try:
+        await bus.ensure_topics([TopicSpec(lines, 1, compact=False),
+                                 TopicSpec(results, 1, compact=False)])
+        prompt = bus.tail([lines], from_beginning=False)
+        late = bus.tail([lines, results], from_beginning=False, deferred=[lines])
+        late_group = bus.group_consumer([lines], f"g-{uuid.uuid4().hex[:8]}",
+                                        deferred=[lines])
+        for reader in (prompt, late, late_group):
+            await reader.start()
+        if isinstance(bus, EmbeddedBus):
+            reads = [asyncio.create_task(r.fetch(10, 5)) for r in (prompt, late, late_group)]
+            await asyncio.sleep(0)  # all three wait
+            t0 = time.monotonic()
+            await bus.publish(lines, b"k", b"line")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert [t.done() for t in reads] == [True, False, False]
+            got = await asyncio.gather(*reads)
+            assert time.monotonic() - t0 >= 0.25
+            assert [[r.value for r in recs] for recs in got] == [[b"line"]] * 3
+            # A record on a topic it did not defer wakes it at once.
+            read = asyncio.create_task(late.fetch(10, 5))
+            await asyncio.sleep(0)
+            await bus.publish(results, b"k", b"result")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert read.done() and [r.value for r in read.result()] == [b"result"]
+        else:
+            await bus.publish(lines, b"k", b"line")
+            await bus.publish(results, b"k", b"result")
+            assert [r.value for r in await drain(prompt, 1)] == [b"line"]
+            assert sorted(r.value or b"" for r in await drain(late, 2)) == [b"line", b"result"]
+            assert [r.value for r in await drain(late_group, 1)] == [b"line"]
+        for reader in (prompt, late, late_group):
+            await reader.stop()
+    finally:
+        await bus.stop()
+
+
+async def test_a_zero_delay_wakes_deferred_readers_at_once(tmp_path: Path) -> None:
+    bus = make_bus(None, tmp_path / "bus", embedded_defer_ms=0)
+    await bus.start()
+    try:
+        await bus.ensure_topics([TopicSpec("lines", 1, compact=False)])
+        late = bus.tail(["lines"], from_beginning=False, deferred=["lines"])
+        await late.start()
+        read = asyncio.create_task(late.fetch(10, 5))
+        await asyncio.sleep(0)
+        await bus.publish("lines", b"k", b"line")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert read.done() and [r.value for r in read.result()] == [b"line"]
+    finally:
+        await bus.stop()
+
+
+def test_the_embedded_delay_setting_reaches_the_bus_and_is_bounded(tmp_path: Path) -> None:
+    env = {"INFERQ_DATA_DIR": str(tmp_path / "bus")}
+    assert BusSettings.from_env(env).embedded_defer_ms == 2
+    bus = bus_for(BusSettings.from_env({**env, "INFERQ_EMBEDDED_DEFER_MS": "7"}), "test")
+    assert isinstance(bus, EmbeddedBus) and bus.defer_s == 0.007
+    with pytest.raises(SettingError, match="INFERQ_EMBEDDED_DEFER_MS=5000 must be at most"):
+        BusSettings.from_env({**env, "INFERQ_EMBEDDED_DEFER_MS": "5000"})
 
 
 async def test_a_background_wait_shorter_than_the_fetch_wait_is_raised_to_it(

@@ -1,13 +1,14 @@
 """Which replayed views follow their topics in the background, and which with the short
 fetch wait (what is read right after a result: the result, its lines, and what the
-notifier needs to deliver it)."""
+notifier needs to deliver it); which readers the embedded bus wakes late (deferred):
+those no answer waits on."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from bus.embedded import EmbeddedBus, EmbeddedTail
+from bus.embedded import EmbeddedBus, EmbeddedGroupConsumer, EmbeddedTail
 from bus.registry_view import RegistryView
 from ingest.app import build_context
 from ingest.lifecycle import LifecycleView
@@ -23,19 +24,28 @@ from schemas.messages import Failed, SubtaskEvent, encode
 
 
 class RecordingBus(EmbeddedBus):
-    """The embedded bus, noting whether each topic was tailed in the background."""
+    """The embedded bus, noting whether each topic was tailed in the background, and
+    which readers (a tail's or group's name: topics) deferred which topics."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.background: dict[str, bool] = {}
         self.tails: list[tuple[str, ...]] = []
+        self.deferred: dict[tuple[str, ...] | str, set[str]] = {}
 
     def tail(self, topics: Sequence[str], *, from_beginning: bool = True,
-             background: bool = False) -> EmbeddedTail:
+             background: bool = False, deferred: Collection[str] = ()) -> EmbeddedTail:
         self.tails.append(tuple(topics))
+        self.deferred[tuple(topics)] = set(deferred)
         for t in topics:
             self.background[t] = background
-        return super().tail(topics, from_beginning=from_beginning, background=background)
+        return super().tail(topics, from_beginning=from_beginning, background=background,
+                            deferred=deferred)
+
+    def group_consumer(self, topics: Sequence[str], group_id: str, *,
+                       deferred: Collection[str] = ()) -> EmbeddedGroupConsumer:
+        self.deferred[group_id] = set(deferred)
+        return super().group_consumer(topics, group_id, deferred=deferred)
 
 
 async def test_only_results_and_lifecycle_lines_follow_with_the_short_wait(tmp_path: Path) -> None:
@@ -88,5 +98,29 @@ async def test_ingest_follows_results_and_lifecycle_lines_on_one_tail(tmp_path: 
         assert lc is not None and lc.running and lc.lines == [(1, "running on r1")]
     finally:
         await ctx.lifecycle.stop()
+        await ctx.results.stop()
+        await bus.stop()
+
+
+async def test_only_readers_no_answer_waits_on_are_woken_late(tmp_path: Path) -> None:
+    """Ingest's tail is woken at once by a result (a synchronous call waits on it) and
+    late by lifecycle lines; the notifier's book and webhook deliverer late by both."""
+    bus = RecordingBus(tmp_path / "bus")
+    await bus.start()
+    settings = IngestSettings(bus=BusSettings(topic_prefix="p."), model_dir=tmp_path / "m",
+                              files_dir=tmp_path / "f")
+    ctx = build_context(settings, bus)
+    nsettings = NotifierSettings(bus=BusSettings(topic_prefix="p."))
+    notifier = Notifier(nsettings, bus)
+    await bus.ensure_topics(ctx.topics.specs(1))
+    await ctx.results.start()
+    await notifier.start()
+    try:
+        assert bus.deferred[("p.results", "p.events")] == {"p.events"}
+        assert bus.deferred[("p.events", "p.results")] == {"p.events", "p.results"}
+        assert bus.deferred[nsettings.results_group] == {"p.results"}
+        assert bus.deferred[("p.registry",)] == set()
+    finally:
+        await notifier.stop()
         await ctx.results.stop()
         await bus.stop()
