@@ -91,8 +91,8 @@ def test_quick_run_against_inferq_up(dialect: str) -> None:
 
 
 def test_targets_take_turns_run_by_run() -> None:
-    """Each cell is run on every slot in turn, repeat by repeat (a drifting host drifts
-    for all alike), and each slot's row is its own median run."""
+    """Each cell is run on every slot in turn, repeat by repeat, forwards then backwards
+    (a drifting host drifts for all alike), and each slot's row is its own median run."""
     calls: list[tuple[str, str, int]] = []
 
     class Fake:
@@ -108,7 +108,8 @@ def test_targets_take_turns_run_by_run() -> None:
 
     slots = [Fake("a", [30, 10, 20, 30, 10, 20]), Fake("b", [5, 7, 6, 9, 8, 7])]
     rows = bench_main.run_group(slots, ["tiny"], [1, 8], repeat=3)
-    assert calls == [(t, "tiny", c) for c in (1, 8) for _ in range(3) for t in ("a", "b")]
+    rounds = [("a", "b"), ("b", "a"), ("a", "b")]
+    assert calls == [(t, "tiny", c) for c in (1, 8) for r in rounds for t in r]
     assert [r.load.ok for r in rows["a"]] == [20, 20]  # medians of 30, 10, 20 each time
     assert [r.load.ok for r in rows["b"]] == [6, 8]
     assert [r.load.clients for r in rows["b"]] == [1, 8]
