@@ -195,7 +195,7 @@ def run_group(slots: Sequence[Slot], names: list[str], clients: list[int],
         for c in clients:
             runs: dict[str, list[Row]] = {s.name: [] for s in slots}
             for i in range(max(1, repeat)):
-                for slot in (slots if i % 2 == 0 else list(reversed(slots))):
+                for slot in (slots if i % 2 == 0 else slots[::-1]):
                     runs[slot.name].append(slot.run(name, c))
             for slot in slots:
                 ordered = sorted(runs[slot.name], key=lambda row: row.load.rps)
