@@ -8,6 +8,17 @@ Design, and why:
   what queues while the executor is busy: when a slot frees, the oldest queue is taken
   whole, up to ``max_batch_size``. So one client sees batch-1 latency and 64 clients
   see full batches, with no window to tune.
+- **Not even a tick when nothing can join.** A caller that counts its arrivals
+  (``counts_arrivals``: ``expect`` for each request taken in, ``arrived`` as each starts
+  being handled, as the runner does for each record it fetches) lets the batcher see
+  when no other request can reach it in the current tick: none expected, none
+  announced. A request submitted then into an empty batcher (nothing queued, no
+  dispatch pending) is dispatched at once, and a run the batcher makes on the loop
+  (below) is answered before ``run`` first yields. The last of several submitted in
+  one tick still waits for the tick: dispatched at once, it would be answered a tick
+  before the rest of its batch, whose results then go out in two ticks, not one (tiny
+  model at 8 clients: +12 to +17 % requests with the rule as it is; dispatching every
+  request that nothing else can join, -4 to +4 %).
 - **``max_queue_delay`` bounds the only deliberate wait.** When a slot is free and the
   queue is not full but more requests for the same model are already on their way
   (announced by the runner after decoding, still fetching their URL inputs), the batch
@@ -228,7 +239,8 @@ class Batcher:
     """Groups requests into batches and runs them on ``executor``, ``slots`` at a time."""
 
     def __init__(self, executor: Executor, *, slots: int, defaults: BatchLimits,
-                 max_queued: int = 10_000, inline_below_s: float = 0.0) -> None:
+                 max_queued: int = 10_000, inline_below_s: float = 0.0,
+                 counts_arrivals: bool = False) -> None:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         if max_queued < 1:
@@ -244,6 +256,8 @@ class Batcher:
         self._queued = 0
         self._running = 0
         self._announced: dict[str, int] = {}
+        self._counts_arrivals = counts_arrivals
+        self._expected = 0
         self._dispatch_scheduled = False
         self._wake: asyncio.TimerHandle | None = None
         self._seq = 0
@@ -255,6 +269,20 @@ class Batcher:
         return self._queued
 
     # arrivals the runner knows of ------------------------------------------------
+    @property
+    def expected(self) -> int:
+        return self._expected
+
+    def expect(self, n: int) -> None:
+        """``n`` requests were taken in and are about to be handled (``counts_arrivals``):
+        until each has ``arrived``, a request submitted waits a tick for them."""
+        self._expected += n
+
+    def arrived(self) -> None:
+        """An expected request is being handled: its handler announces it before it
+        first yields, or it never comes."""
+        self._expected = max(0, self._expected - 1)
+
     def announce(self, sha256: str) -> None:
         """A request for this model is decoded and on its way (fetching inputs)."""
         self._announced[sha256] = self._announced.get(sha256, 0) + 1
@@ -300,7 +328,11 @@ class Batcher:
         self._queued += 1
         if cancel_id is not None:
             self._by_id[cancel_id] = item
-        self._schedule()
+        if (self._counts_arrivals and not self._expected and not self._announced
+                and len(q) == 1 and len(self._queues) == 1 and not self._dispatch_scheduled):
+            self._dispatch()  # alone, and no other request can join it in this tick
+        else:
+            self._schedule()
         try:
             return await item.fut
         except asyncio.CancelledError:
@@ -416,7 +448,8 @@ class Batcher:
         def done(f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
             self._running -= 1
             self._finish(items, f)
-            self._schedule()
+            if self._queues:
+                self._schedule()
 
         cf.add_done_callback(done)
 

@@ -130,7 +130,8 @@ class Runner:
                                 defaults=BatchLimits(settings.max_batch_size,
                                                      settings.max_queue_delay_ms / 1000),
                                 max_queued=settings.max_in_flight,
-                                inline_below_s=settings.inline_run_us / 1e6)
+                                inline_below_s=settings.inline_run_us / 1e6,
+                                counts_arrivals=True)
         self._commits = Committer()
         self._metrics.queue_depth.set_function(lambda: self._batcher.queued)
         # Read at scrape time: the loop only updates it after its next fetch.
@@ -153,6 +154,10 @@ class Runner:
         self._hand_back = False
         self._stop_task: asyncio.Task[None] | None = None
         self._stopped = False
+
+    @property
+    def batcher(self) -> Batcher:
+        return self._batcher
 
     async def __aenter__(self) -> Runner:
         await self.start()
@@ -286,6 +291,7 @@ class Runner:
                     consumer.resume()
                     paused = False
                 records = await consumer.fetch(free, 0.5)
+            self._batcher.expect(len(records))
             for rec in records:
                 self._commits.started((rec.topic, rec.partition), rec.offset)
                 task = asyncio.create_task(self._handle(rec))
@@ -298,6 +304,9 @@ class Runner:
         self._slot.set()
 
     async def _handle(self, rec: Record) -> None:
+        # No await until ``_process`` announces it (or it fails to decode), so the
+        # batcher never sees it neither expected nor announced while it could still come.
+        self._batcher.arrived()
         tp = (rec.topic, rec.partition)
         start_ns = time.time_ns()
         try:

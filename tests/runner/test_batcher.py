@@ -211,6 +211,74 @@ async def test_requests_queued_while_busy_form_batches_and_split_back(bind: str 
     assert sum(session.rows) == 30 and len(session.rows) < 20
 
 
+class CountingExecutor(ThreadPoolExecutor):
+    """Counts the runs handed to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("counts_arrivals", [True, False])
+async def test_a_request_nothing_else_can_join_is_dispatched_in_its_own_tick(
+        counts_arrivals: bool) -> None:
+    model, session = loaded(add_model())
+    with CountingExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002),
+                    counts_arrivals=counts_arrivals)
+        run = asyncio.ensure_future(b.run(model, x(1), ["y"]))
+        await asyncio.sleep(0)  # the run's first step comes first, then this
+        # Counting arrivals, nothing is expected: handed over at once; else a tick later.
+        assert ex.submitted == (1 if counts_arrivals else 0)
+        out = await run
+    np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), 2.0))
+    assert session.rows == [1]
+
+
+@pytest.mark.parametrize("counts_arrivals", [True, False])
+async def test_a_run_made_on_the_loop_is_answered_before_the_loop_turns(
+        counts_arrivals: bool) -> None:
+    model, session = loaded(add_model())
+    with ThreadPoolExecutor(1) as ex:
+        # Generous bound: a loaded CI box must not turn a ~20 us Add into 5 ms.
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005,
+                    counts_arrivals=counts_arrivals)
+        await b.run(model, x(0), ["y"])  # learns the pace (on the executor)
+        turns = 0
+
+        def turned() -> None:
+            nonlocal turns
+            turns += 1
+
+        asyncio.get_running_loop().call_soon(turned)
+        out = await b.run(model, x(1), ["y"])
+        assert turns == (0 if counts_arrivals else 1)
+    np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), 2.0))
+    assert session.rows == [1, 1]
+
+
+async def test_requests_still_expected_keep_the_tick_and_share_a_batch() -> None:
+    model, session = loaded(add_model())
+
+    async def handled(i: int) -> Any:
+        b.arrived()  # as the runner does when it starts on a fetched record
+        return await b.run(model, x(i), ["y"])
+
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), counts_arrivals=True)
+        b.expect(3)  # three records fetched together
+        outs = await asyncio.gather(*(handled(i) for i in range(3)))
+        assert b.expected == 0
+        # Not expected, each would have found nothing to wait for and run alone.
+        alone = [await b.run(model, x(i), ["y"]) for i in range(2)]
+    assert [o.batch_size for o in outs] == [3, 3, 3] and session.rows == [3, 1, 1]
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+    assert [o.batch_size for o in alone] == [1, 1]
+
+
 async def test_different_shapes_and_unbatchable_models_run_apart() -> None:
     model, session = loaded(add_model(4))
     fixed, fsession = loaded(fixed_model())
@@ -414,7 +482,7 @@ async def test_runner_batches_under_load_not_when_idle(kafka_bootstrap: str | No
     metrics = CollectorRegistry()
     try:
         await bus.ensure_topics(topics.specs(1))
-        async with Runner(settings, bus, metrics):
+        async with Runner(settings, bus, metrics) as runner:
             # Idle: one at a time, each waits for its result -> batches of one.
             for i in range(3):
                 req = request(ref, i)
@@ -431,6 +499,9 @@ async def test_runner_batches_under_load_not_when_idle(kafka_bootstrap: str | No
                 got = await collect(bus, topics.results, {r.subtask_id for r in group})
                 if group is reqs:
                     loaded_results = got
+            # Every record fetched was counted as it arrived: none is still expected
+            # (one would hold back the batcher's at-once dispatch for good).
+            assert runner.batcher.expected == 0
         sizes = []
         for i, r in enumerate(reqs):
             res = loaded_results[r.subtask_id]
