@@ -27,6 +27,7 @@ from schemas.tasks_api import EngineCommandDTO, EngineDTO, rfc3339
 def engine_dto(hb: Heartbeat) -> EngineDTO:
     return EngineDTO(id=hb.runner_id, host=hb.host, device=hb.device,
                      providers=list(hb.providers), models_loaded=list(hb.models_loaded),
+                     models_loading=list(hb.models_loading),
                      in_flight=hb.in_flight, last_seen=rfc3339(hb.at_ms), state=hb.state)
 
 

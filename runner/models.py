@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +158,7 @@ class ModelCache:
         warm_batch: int = 1,
         io_binding: str = "auto",
         tensorrt: TensorRTOptions | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._providers = list(providers)
         self._tensorrt = tensorrt or TensorRTOptions()
@@ -173,10 +174,18 @@ class ModelCache:
         self._io_binding = io_binding
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
+        #: ``name:version`` of each model loading now, by sha256.
+        self._loading_names: dict[str, str] = {}
+        #: Called as a load begins and as it ends (loaded or failed).
+        self._on_change = on_change
 
     @property
     def loaded(self) -> list[str]:
         return [f"{m.ref.name}:{m.ref.version}" for m in self._loaded.values()]
+
+    @property
+    def loading(self) -> list[str]:
+        return list(self._loading_names.values())
 
     async def get(self, ref: ModelRef, *, max_batch: int = 0) -> LoadedModel:
         """The loaded model, loading it first if need be; a load warms it up at
@@ -190,8 +199,17 @@ class ModelCache:
         if pending is None:
             pending = asyncio.ensure_future(self._load(ref, max_batch or self._warm_batch))
             self._loading[ref.sha256] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(ref.sha256, None))
+            self._loading_names[ref.sha256] = f"{ref.name}:{ref.version}"
+            pending.add_done_callback(lambda _: self._load_ended(ref.sha256))
+            if self._on_change is not None:
+                self._on_change()
         return await asyncio.shield(pending)
+
+    def _load_ended(self, sha256: str) -> None:
+        self._loading.pop(sha256, None)
+        self._loading_names.pop(sha256, None)
+        if self._on_change is not None:
+            self._on_change()
 
     async def _load(self, ref: ModelRef, max_batch: int) -> LoadedModel:
         path = await self._local_file(ref)

@@ -182,7 +182,8 @@ class Runner:
                                  io_binding=self.settings.io_binding,
                                  warm_batch=self.settings.max_batch_size,
                                  tensorrt=TensorRTOptions(self.settings.trt_cache_dir,
-                                                          self.settings.trt_fp16))
+                                                          self.settings.trt_fp16),
+                                 on_change=self._loads_changed)
         await self._bus.ensure_topics(self._topics.specs(self.settings.bus.partitions))
         if self.settings.preload:  # before taking partitions: see runner/preload.py
             await preload(self._bus, self._topics.registry, self.settings.preload,
@@ -503,8 +504,21 @@ class Runner:
         return Heartbeat(runner_id=self.settings.runner_id, host=socket.gethostname(),
                          device=device_of(self.providers), providers=tuple(self.providers),
                          models_loaded=tuple(self._cache.loaded if self._cache else ()),
+                         models_loading=tuple(self._cache.loading if self._cache else ()),
                          in_flight=len(self._tasks), at_ms=int(time.time() * 1000),
                          state="draining" if self._state == "draining" else "running")
+
+    def _loads_changed(self) -> None:
+        """A model began or finished loading (a second for a large CPU model, minutes
+        for a TensorRT build): say so in a heartbeat now, not at the next beat. Preloads
+        come before the runner joins its group and beats at all; they log instead."""
+        if not self.started.is_set() or self._stopped:
+            return
+        try:
+            self._bus.publish_soon(self._topics.runners, self.settings.runner_id.encode(),
+                                   encode(self.heartbeat()))
+        except BusError as exc:
+            log.warning("heartbeat failed: %s", exc)
 
     async def _heartbeat_loop(self) -> None:
         while True:

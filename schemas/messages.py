@@ -131,6 +131,8 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     device: str
     providers: tuple[str, ...]
     models_loaded: tuple[str, ...] = ()
+    #: Models loading now (``name:version``); a heartbeat goes out as each starts and ends.
+    models_loading: tuple[str, ...] = ()
     in_flight: int = 0
     at_ms: int = 0
     state: Literal["running", "draining", "stopped"] = "running"

@@ -143,6 +143,8 @@ class EngineDTO(msgspec.Struct, frozen=True, kw_only=True):
     device: str
     providers: list[str]
     models_loaded: list[str]
+    #: Loading now: loaded at a request for them, they answer once this is done.
+    models_loading: list[str]
     in_flight: int
     last_seen: str
     #: ``running`` or ``draining``.

@@ -28,6 +28,7 @@ async def loaded_models(s: Stack) -> list[str]:
         r = await s.admin("POST", "/engines/list")
         engines = r.json()["data"]  # the tasks API's version-1 wrapper
         if engines:
+            assert engines[0]["models_loading"] == []  # preloads finish before any beat
             return list(engines[0]["models_loaded"])
         assert time.monotonic() < deadline, "no runner heartbeat within 20 s"
         await asyncio.sleep(0.05)
