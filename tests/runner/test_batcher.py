@@ -18,31 +18,24 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from prometheus_client import CollectorRegistry
 
-from bus.base import Bus
-from bus.factory import make_bus
-from bus.topics import TopicNames
 from runner.batcher import Batcher, BatchExpired, BatchLimits, _run_one
 from runner.errors import ModelRunError
 from runner.models import LoadedModel, ModelCache, _specs, bind_device, unbatchable_because
-from runner.service import Runner
 from runner.settings import RunnerSettings
-from schemas.bus_settings import BusSettings
 from schemas.env import SettingError
 from schemas.messages import (
     Expired,
     Failed,
     InferenceRequest,
     ModelRef,
-    SubtaskResult,
     Succeeded,
     encode,
-    result_decoder,
 )
 from schemas.registry import TensorSpec
 from schemas.tensors import decode_tensor, encode_array
 from tests.onnx_models import _model, add_model
+from tests.runner.on_bus import collect, runner_on_bus
 
 
 def gather_model() -> bytes:
@@ -446,122 +439,81 @@ def request(model: ModelRef, i: int, idx: int | None = None, deadline_ms: int = 
                             created_at_ms=int(time.time() * 1000), deadline_ms=deadline_ms)
 
 
-async def collect(bus: Bus, topic: str, ids: set[str], timeout_s: float = 30
-                  ) -> dict[str, SubtaskResult]:
-    tail = bus.tail([topic], from_beginning=True)
-    await tail.start()
-    got: dict[str, SubtaskResult] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while ids - set(got) and time.monotonic() < deadline:
-            for rec in await tail.fetch(500, 0.2):
-                if rec.value is not None:
-                    r = result_decoder.decode(rec.value)
-                    if r.subtask_id in ids:
-                        got[r.subtask_id] = r
-    finally:
-        await tail.stop()
-    assert set(got) == ids, f"{len(ids - set(got))} results missing"
-    return got
+def gather_ref(tmp_path: Path) -> ModelRef:
+    path = tmp_path / "gather.onnx"
+    path.write_bytes(gather_model())
+    return ModelRef(name="g", version="1", uri=path.as_uri(),
+                    sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 async def test_runner_batches_under_load_not_when_idle(kafka_bootstrap: str | None,
                                                        tmp_path: Path) -> None:
-    path = tmp_path / "gather.onnx"
-    path.write_bytes(gather_model())
-    ref = ModelRef(name="g", version="1", uri=path.as_uri(),
-                   sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
-                               topic_prefix=f"b{uuid.uuid4().hex[:8]}.", partitions=1,
-                               data_dir=tmp_path / "bus")
-    topics = TopicNames(bus_settings.topic_prefix)
-    settings = RunnerSettings(bus=bus_settings, runner_id="r1", group_id=f"g{uuid.uuid4().hex}",
-                              cache_dir=tmp_path / "cache", heartbeat_s=5)
-    bus = make_bus(kafka_bootstrap, tmp_path / "bus")
-    await bus.start()
-    metrics = CollectorRegistry()
-    try:
-        await bus.ensure_topics(topics.specs(1))
-        async with Runner(settings, bus, metrics) as runner:
-            # Idle: one at a time, each waits for its result -> batches of one.
-            for i in range(3):
-                req = request(ref, i)
-                await bus.publish(topics.requests, req.subtask_id.encode(), encode(req))
-                res = (await collect(bus, topics.results, {req.subtask_id}))[req.subtask_id]
-                assert isinstance(res, Succeeded) and res.timings.batch_size == 1
-            # Load: 24 at once (one already expired) -> shared runs.
-            reqs = [request(ref, i % 10, deadline_ms=1 if i == 7 else 0) for i in range(24)]
-            # Then 6 at once, one of them bad: it fails, its neighbours do not.
-            bad = [request(ref, i, idx=99 if i == 2 else None) for i in range(6)]
-            for group in (reqs, bad):
-                for r in group:
-                    bus.publish_soon(topics.requests, r.subtask_id.encode(), encode(r))
-                got = await collect(bus, topics.results, {r.subtask_id for r in group})
-                if group is reqs:
-                    loaded_results = got
-            # Every record fetched was counted as it arrived: none is still expected
-            # (one would hold back the batcher's at-once dispatch for good).
-            assert runner.batcher.expected == 0
-        sizes = []
-        for i, r in enumerate(reqs):
-            res = loaded_results[r.subtask_id]
-            if i == 7:
-                assert isinstance(res, Expired)
-                continue
+    ref = gather_ref(tmp_path)
+    async with runner_on_bus(kafka_bootstrap, tmp_path) as on:
+        bus, topics = on.bus, on.topics
+        # Idle: one at a time, each waits for its result -> batches of one.
+        for i in range(3):
+            req = request(ref, i)
+            await bus.publish(topics.requests, req.subtask_id.encode(), encode(req))
+            res = (await collect(bus, topics.results, {req.subtask_id}))[req.subtask_id]
+            assert isinstance(res, Succeeded) and res.timings.batch_size == 1
+        # Load: 24 at once (one already expired) -> shared runs.
+        reqs = [request(ref, i % 10, deadline_ms=1 if i == 7 else 0) for i in range(24)]
+        # Then 6 at once, one of them bad: it fails, its neighbours do not.
+        bad = [request(ref, i, idx=99 if i == 2 else None) for i in range(6)]
+        for group in (reqs, bad):
+            for r in group:
+                bus.publish_soon(topics.requests, r.subtask_id.encode(), encode(r))
+            got = await collect(bus, topics.results, {r.subtask_id for r in group})
+            if group is reqs:
+                loaded_results = got
+        # Every record fetched was counted as it arrived: none is still expected
+        # (one would hold back the batcher's at-once dispatch for good).
+        assert on.runner.batcher.expected == 0
+    sizes = []
+    for i, r in enumerate(reqs):
+        res = loaded_results[r.subtask_id]
+        if i == 7:
+            assert isinstance(res, Expired)
+            continue
+        assert isinstance(res, Succeeded), res
+        y = decode_tensor(res.outputs[0])
+        assert y.shape == (1, 2, 3)
+        np.testing.assert_array_equal(y[0, 0], np.arange(3) + 3 * (i % 10))
+        sizes.append(res.timings.batch_size)
+        assert res.timings.batch_wait_ms >= 0 and res.timings.inference_ms > 0
+    assert max(sizes) > 1
+    for i, r in enumerate(bad):
+        res = got[r.subtask_id]
+        if i == 2:
+            assert isinstance(res, Failed) and "model error" in res.error
+        else:
             assert isinstance(res, Succeeded), res
-            y = decode_tensor(res.outputs[0])
-            assert y.shape == (1, 2, 3)
-            np.testing.assert_array_equal(y[0, 0], np.arange(3) + 3 * (i % 10))
-            sizes.append(res.timings.batch_size)
-            assert res.timings.batch_wait_ms >= 0 and res.timings.inference_ms > 0
-        assert max(sizes) > 1
-        for i, r in enumerate(bad):
-            res = got[r.subtask_id]
-            if i == 2:
-                assert isinstance(res, Failed) and "model error" in res.error
-            else:
-                assert isinstance(res, Succeeded), res
-                np.testing.assert_array_equal(decode_tensor(res.outputs[0])[0, 0],
-                                              np.arange(3) + 3 * i)
-        count = metrics.get_sample_value("inferq_runner_batch_size_count")
-        ones = metrics.get_sample_value("inferq_runner_batch_size_bucket", {"le": "1.0"})
-        assert count == 3 + 23 + 5 and ones is not None and ones < count
-    finally:
-        await bus.stop()
+            np.testing.assert_array_equal(decode_tensor(res.outputs[0])[0, 0],
+                                          np.arange(3) + 3 * i)
+    count = on.metrics.get_sample_value("inferq_runner_batch_size_count")
+    ones = on.metrics.get_sample_value("inferq_runner_batch_size_bucket", {"le": "1.0"})
+    assert count == 3 + 23 + 5 and ones is not None and ones < count
 
 
 async def test_full_runner_resumes_as_soon_as_a_request_finishes(kafka_bootstrap: str | None,
                                                                  tmp_path: Path) -> None:
     """With one request in flight at most, each finished request lets the next in at
     once: 30 requests must not each wait out the paused consumer's poll (0.2 s)."""
-    path = tmp_path / "gather.onnx"
-    path.write_bytes(gather_model())
-    ref = ModelRef(name="g", version="1", uri=path.as_uri(),
-                   sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
-                               topic_prefix=f"p{uuid.uuid4().hex[:8]}.", partitions=1,
-                               data_dir=tmp_path / "bus")
-    topics = TopicNames(bus_settings.topic_prefix)
-    settings = RunnerSettings(bus=bus_settings, runner_id="r1", group_id=f"g{uuid.uuid4().hex}",
-                              cache_dir=tmp_path / "cache", heartbeat_s=5, max_in_flight=1)
-    bus = make_bus(kafka_bootstrap, tmp_path / "bus")
-    await bus.start()
-    try:
-        await bus.ensure_topics(topics.specs(1))
-        async with Runner(settings, bus, CollectorRegistry()):
-            warm = request(ref, 0)
-            await bus.publish(topics.requests, warm.subtask_id.encode(), encode(warm))
-            await collect(bus, topics.results, {warm.subtask_id})
-            reqs = [request(ref, i % 10) for i in range(30)]
-            t0 = time.monotonic()
-            for r in reqs:
-                bus.publish_soon(topics.requests, r.subtask_id.encode(), encode(r))
-            got = await collect(bus, topics.results, {r.subtask_id for r in reqs})
-            elapsed = time.monotonic() - t0
-        assert all(isinstance(res, Succeeded) for res in got.values())
-        assert elapsed < 4.0, f"30 requests took {elapsed:.1f} s through a full runner"
-    finally:
-        await bus.stop()
+    ref = gather_ref(tmp_path)
+    async with runner_on_bus(kafka_bootstrap, tmp_path, max_in_flight=1) as on:
+        bus, topics = on.bus, on.topics
+        warm = request(ref, 0)
+        await bus.publish(topics.requests, warm.subtask_id.encode(), encode(warm))
+        await collect(bus, topics.results, {warm.subtask_id})
+        reqs = [request(ref, i % 10) for i in range(30)]
+        t0 = time.monotonic()
+        for r in reqs:
+            bus.publish_soon(topics.requests, r.subtask_id.encode(), encode(r))
+        got = await collect(bus, topics.results, {r.subtask_id for r in reqs})
+        elapsed = time.monotonic() - t0
+    assert all(isinstance(res, Succeeded) for res in got.values())
+    assert elapsed < 4.0, f"30 requests took {elapsed:.1f} s through a full runner"
 
 
 class PacedSession(CountingSession):

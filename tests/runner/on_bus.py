@@ -1,0 +1,74 @@
+"""A runner on a bus of its own (embedded, or the test Kafka broker), for the tests that
+drive one with records instead of HTTP."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bus.base import Bus
+from bus.factory import make_bus
+from bus.topics import TopicNames
+from runner.service import Runner
+from runner.settings import RunnerSettings
+from schemas.bus_settings import BusSettings
+from schemas.messages import SubtaskResult, result_decoder
+
+
+@dataclass(frozen=True, slots=True)
+class OnBus:
+    runner: Runner
+    bus: Bus
+    topics: TopicNames
+    metrics: CollectorRegistry
+
+
+@asynccontextmanager
+async def runner_on_bus(kafka_bootstrap: str | None, tmp_path: Path,
+                        **settings: Any) -> AsyncIterator[OnBus]:
+    """A started runner ``r1`` on fresh one-partition topics; ``settings`` override
+    ``RunnerSettings``' (heartbeat_s 5 unless given)."""
+    bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
+                               topic_prefix=f"r{uuid.uuid4().hex[:8]}.", partitions=1,
+                               data_dir=tmp_path / "bus")
+    topics = TopicNames(bus_settings.topic_prefix)
+    settings.setdefault("heartbeat_s", 5)
+    runner_settings = RunnerSettings(bus=bus_settings, runner_id="r1",
+                                     group_id=f"g{uuid.uuid4().hex}",
+                                     cache_dir=tmp_path / "cache", **settings)
+    bus = make_bus(kafka_bootstrap, tmp_path / "bus")
+    await bus.start()
+    metrics = CollectorRegistry()
+    try:
+        await bus.ensure_topics(topics.specs(1))
+        async with Runner(runner_settings, bus, metrics) as runner:
+            yield OnBus(runner, bus, topics, metrics)
+    finally:
+        await bus.stop()
+
+
+async def collect(bus: Bus, topic: str, ids: set[str], timeout_s: float = 30
+                  ) -> dict[str, SubtaskResult]:
+    """The results of ``ids`` on ``topic`` (bounded: fails naming how many are missing)."""
+    tail = bus.tail([topic], from_beginning=True)
+    await tail.start()
+    got: dict[str, SubtaskResult] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while ids - set(got) and time.monotonic() < deadline:
+            for rec in await tail.fetch(500, 0.2):
+                if rec.value is not None:
+                    r = result_decoder.decode(rec.value)
+                    if r.subtask_id in ids:
+                        got[r.subtask_id] = r
+    finally:
+        await tail.stop()
+    assert set(got) == ids, f"{len(ids - set(got))} results missing"
+    return got
