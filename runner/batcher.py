@@ -12,8 +12,8 @@ Design, and why:
   (``counts_arrivals``: ``expect`` for each request taken in, ``arrived`` as each starts
   being handled, as the runner does for each record it fetches) lets the batcher see
   when no other request can reach it in the current tick: none expected, none
-  announced. A request submitted then into an empty batcher (nothing queued, no
-  dispatch pending) is dispatched at once, and a run the batcher makes on the loop
+  announced. A request submitted then into an empty batcher (nothing else queued)
+  is dispatched at once, and a run the batcher makes on the loop
   (below) is answered before ``run`` first yields. The last of several submitted in
   one tick still waits for the tick: dispatched at once, it would be answered a tick
   before the rest of its batch, whose results then go out in two ticks, not one (tiny
@@ -328,8 +328,8 @@ class Batcher:
         self._queued += 1
         if cancel_id is not None:
             self._by_id[cancel_id] = item
-        if (self._counts_arrivals and not self._expected and not self._announced
-                and len(q) == 1 and len(self._queues) == 1 and not self._dispatch_scheduled):
+        if self._counts_arrivals and self._queued == 1 and not (self._expected
+                                                                 or self._announced):
             self._dispatch()  # alone, and no other request can join it in this tick
         else:
             self._schedule()

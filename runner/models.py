@@ -173,19 +173,18 @@ class ModelCache:
         self._warm_batch = warm_batch
         self._io_binding = io_binding
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
-        #: ``name:version`` of each model loading now, by sha256.
-        self._loading_names: dict[str, str] = {}
+        #: Each load under way, by sha256: what it loads and its outcome.
+        self._loading: dict[str, tuple[ModelRef, asyncio.Future[LoadedModel]]] = {}
         #: Called as a load begins and as it ends (loaded or failed).
-        self._on_change = on_change
+        self._on_change = on_change or (lambda: None)
 
     @property
     def loaded(self) -> list[str]:
-        return [f"{m.ref.name}:{m.ref.version}" for m in self._loaded.values()]
+        return [m.ref.id for m in self._loaded.values()]
 
     @property
     def loading(self) -> list[str]:
-        return list(self._loading_names.values())
+        return [ref.id for ref, _ in self._loading.values()]
 
     async def get(self, ref: ModelRef, *, max_batch: int = 0) -> LoadedModel:
         """The loaded model, loading it first if need be; a load warms it up at
@@ -195,21 +194,20 @@ class ModelCache:
         if model is not None:
             self._loaded.move_to_end(ref.sha256)
             return model
-        pending = self._loading.get(ref.sha256)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(ref, max_batch or self._warm_batch))
-            self._loading[ref.sha256] = pending
-            self._loading_names[ref.sha256] = f"{ref.name}:{ref.version}"
+        under_way = self._loading.get(ref.sha256)
+        if under_way is None:
+            pending: asyncio.Future[LoadedModel] = asyncio.ensure_future(
+                self._load(ref, max_batch or self._warm_batch))
+            self._loading[ref.sha256] = (ref, pending)
             pending.add_done_callback(lambda _: self._load_ended(ref.sha256))
-            if self._on_change is not None:
-                self._on_change()
+            self._on_change()
+        else:
+            pending = under_way[1]
         return await asyncio.shield(pending)
 
     def _load_ended(self, sha256: str) -> None:
         self._loading.pop(sha256, None)
-        self._loading_names.pop(sha256, None)
-        if self._on_change is not None:
-            self._on_change()
+        self._on_change()
 
     async def _load(self, ref: ModelRef, max_batch: int) -> LoadedModel:
         path = await self._local_file(ref)

@@ -305,8 +305,8 @@ class Runner:
         self._slot.set()
 
     async def _handle(self, rec: Record) -> None:
-        # No await until ``_process`` announces it (or it fails to decode), so the
-        # batcher never sees it neither expected nor announced while it could still come.
+        # From here to ``_process``'s announce (or a failed decode) nothing awaits: the
+        # batcher counts this request as expected, then as announced, with no gap.
         self._batcher.arrived()
         tp = (rec.topic, rec.partition)
         start_ns = time.time_ns()

@@ -32,6 +32,11 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     #: The file's size in bytes as registered (0: unknown), which bounds a download.
     size: int = 0
 
+    @property
+    def id(self) -> str:
+        """``name:version``, as the registry's ``ModelRecord.id``."""
+        return f"{self.name}:{self.version}"
+
 
 class UrlInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An input the runner fetches itself (a Binary binding: a ``.npy`` at ``url``)."""

@@ -272,6 +272,29 @@ async def test_requests_still_expected_keep_the_tick_and_share_a_batch() -> None
     assert [o.batch_size for o in alone] == [1, 1]
 
 
+async def test_the_last_of_a_group_waits_the_tick_so_its_batch_is_answered_together(
+        ) -> None:
+    model, _ = loaded(add_model())
+    answered: list[int] = []
+
+    async def handled(i: int) -> None:
+        b.arrived()
+        await b.run(model, x(i), ["y"])
+        answered.append(i)
+
+    with ThreadPoolExecutor(1) as ex:
+        # Runs on the loop (generous bound for a loaded CI box), so a request dispatched
+        # as it is submitted would be answered before its handler yields.
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005,
+                    counts_arrivals=True)
+        await b.run(model, x(0), ["y"])  # learns the pace (on the executor)
+        b.expect(3)
+        await asyncio.gather(*(handled(i) for i in range(3)))
+    # Dispatched by the last one's submit, the last would be answered a tick before the
+    # other two: [2, 0, 1].
+    assert answered == [0, 1, 2]
+
+
 async def test_different_shapes_and_unbatchable_models_run_apart() -> None:
     model, session = loaded(add_model(4))
     fixed, fsession = loaded(fixed_model())
