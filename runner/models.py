@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
@@ -17,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runner import disk_cache
+from runner.cpu_quota import Cores
 from runner.errors import ModelLoadError
 from runner.providers import device_of
 from runner.settings import DEFAULT_CACHE_MAX_BYTES, DEFAULT_MAX_MODEL_BYTES
@@ -76,16 +76,13 @@ def unbatchable_because(inputs: Sequence[ort.NodeArg], outputs: Sequence[ort.Nod
     return None
 
 
-def fitted_intra_op_threads(requested: int, executor_threads: int) -> int:
-    """``requested``, or (0) this process's usable cores shared out among the executor
-    threads, so concurrent runs never oversubscribe the machine."""
+def fitted_intra_op_threads(requested: int, executor_threads: int, cores: Cores) -> int:
+    """``requested``, or (0) the cores this process may use (its affinity capped by a
+    cgroup CPU quota: ``runner/cpu_quota.py``) shared out among the executor threads, so
+    concurrent runs never oversubscribe the machine or its container's quota."""
     if requested > 0:
         return requested
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, executor_threads))
+    return max(1, cores.usable // max(1, executor_threads))
 
 
 def bind_device(mode: str, providers: Sequence[str], inputs: Iterable[TensorSpec]

@@ -32,6 +32,7 @@ from obs.metrics import LATENCY_BUCKETS
 from obs.tracing import log_fields, record_span
 from runner.batcher import BatchCancelled, Batcher, BatchExpired, BatchLimits
 from runner.control import ControlListener
+from runner.cpu_quota import usable_cores
 from runner.errors import RunnerError
 from runner.execute import build_feeds, encode_outputs, output_names
 from runner.fetch import NpyFetcher
@@ -171,13 +172,18 @@ class Runner:
         loop = asyncio.get_running_loop()
         self.providers = await loop.run_in_executor(
             self._executor, usable_providers, self.settings.providers)
+        cores = usable_cores()
+        intra_op_threads = fitted_intra_op_threads(
+            self.settings.intra_op_threads, self.settings.executor_threads, cores)
+        log.info("onnx runtime threads", extra={
+            "intra_op_threads": intra_op_threads,
+            "executor_threads": self.settings.executor_threads,
+            "cores_affinity": cores.affinity, "cpu_quota": cores.quota})
         self._cache = ModelCache(providers=self.providers, cache_dir=self.settings.cache_dir,
                                  cache_max_bytes=self.settings.cache_max_bytes,
                                  max_model_bytes=self.settings.max_model_bytes,
                                  max_models=self.settings.max_models,
-                                 intra_op_threads=fitted_intra_op_threads(
-                                     self.settings.intra_op_threads,
-                                     self.settings.executor_threads),
+                                 intra_op_threads=intra_op_threads,
                                  executor=self._executor, spin=self.settings.ort_spin,
                                  io_binding=self.settings.io_binding,
                                  warm_batch=self.settings.max_batch_size,
