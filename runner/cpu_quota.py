@@ -82,9 +82,11 @@ def _dirs(mount: Path, path: str) -> list[Path]:
 def _v2_quota(cgroup: Path) -> float | None:
     """``cpu.max``: ``"<quota> <period>"`` or ``"max <period>"``."""
     try:
-        quota, period = cgroup.joinpath("cpu.max").read_text().split()[:2]
-        return None if quota == "max" else _ratio(int(quota), int(period))
-    except (OSError, ValueError) as exc:
+        fields = cgroup.joinpath("cpu.max").read_text().split()
+        if fields[:1] == ["max"]:
+            return None
+        return _ratio(int(fields[0]), int(fields[1]))
+    except (OSError, ValueError, IndexError) as exc:
         _unreadable(cgroup, exc)
         return None
 
