@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -61,7 +62,8 @@ HOT_PATHS = frozenset({
 
 
 class Companion(Protocol):
-    """A service started after ingest's own parts and stopped before them (`inferq up`)."""
+    """A service started after ingest's own parts (with the others, concurrently) and
+    stopped before them (`inferq up`)."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -139,8 +141,14 @@ def create_app(
             if settings.model_repository is not None:
                 await register_repository(ctx.registry, ctx.models, settings.model_repository,
                                           settings.model_repository_account)
-            for c in companions:
-                await c.start()
+            # Together: on Kafka each joins its consumer group, which takes the broker a
+            # while (tansu: half the session timeout). If one fails, the others still
+            # finish starting, so that stopping meets nothing half-started.
+            started = await asyncio.gather(*(c.start() for c in companions),
+                                           return_exceptions=True)
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             if on_ready is not None:
                 await on_ready(ctx)
             log.info("ingest ready", extra={"url": settings.base_url})

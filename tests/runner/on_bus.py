@@ -31,10 +31,11 @@ class OnBus:
 
 
 @asynccontextmanager
-async def runner_on_bus(kafka_bootstrap: str | None, tmp_path: Path,
+async def runner_on_bus(kafka_bootstrap: str | None, tmp_path: Path, bus: Bus | None = None,
                         **settings: Any) -> AsyncIterator[OnBus]:
-    """A started runner ``r1`` on fresh one-partition topics; ``settings`` override
-    ``RunnerSettings``' (heartbeat_s 5 unless given)."""
+    """A started runner ``r1`` on fresh one-partition topics, on ``bus`` (not started
+    yet; default: the ``make_bus`` one); ``settings`` override ``RunnerSettings``'
+    (heartbeat_s 5 unless given)."""
     bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
                                topic_prefix=f"r{uuid.uuid4().hex[:8]}.", partitions=1,
                                data_dir=tmp_path / "bus")
@@ -43,7 +44,9 @@ async def runner_on_bus(kafka_bootstrap: str | None, tmp_path: Path,
     runner_settings = RunnerSettings(bus=bus_settings, runner_id="r1",
                                      group_id=f"g{uuid.uuid4().hex}",
                                      cache_dir=tmp_path / "cache", **settings)
-    bus = make_bus(kafka_bootstrap, tmp_path / "bus")
+    # A short session timeout: tansu admits a group's first member only after about
+    # half of it (5 s at the default 10 s).
+    bus = bus or make_bus(kafka_bootstrap, tmp_path / "bus", session_timeout_ms=3000)
     await bus.start()
     metrics = CollectorRegistry()
     try:
