@@ -31,7 +31,10 @@ class OffsetTracker:
 
     def started(self, tp: TopicPartitionKey, offset: int) -> None:
         """A record was handed out; offsets of one partition arrive in order."""
-        self._parts.setdefault(tp, _PartitionOffsets()).pending.append(offset)
+        part = self._parts.get(tp)
+        if part is None:  # not setdefault: that would build a throwaway every record
+            part = self._parts[tp] = _PartitionOffsets()
+        part.pending.append(offset)
 
     def finished(self, tp: TopicPartitionKey, offset: int) -> None:
         part = self._parts.get(tp)
