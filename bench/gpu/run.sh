@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run THERE, on the lent GPU machine, once every .gpu/part-* that bench/gpu/pack.sh made
 # has been carried (one device call each): installs the wheels beside the machine's own
-# packages, shows which execution providers really load, and runs the bench on the GPU
-# against raw ONNX Runtime on the same providers. Everything it prints and the bench's
-# JSON land in $OUT (./gpu-out when $OUT is unset).
+# packages, shows which execution providers really load, checks the runner's answers on
+# them (bench/gpu/check.py), and runs the bench on the GPU against raw ONNX Runtime on the
+# same providers. Everything it prints and the bench's JSON land in $OUT (./gpu-out when
+# $OUT is unset).
 #   BENCH_S     seconds the bench may take (default 360)
 #   BENCH_ARGS  the bench's arguments besides its targets and JSON (default below)
 set -uo pipefail
@@ -33,6 +34,8 @@ print("onnxruntime", ort.__version__, "from", ort.__file__)
 print("built with:", ort.get_available_providers())
 print("load here:", usable_providers(DEFAULT_PROVIDERS))
 PY
+# The runner's own path (provider choice, IO binding, batching) against the CPU's answers.
+python3 -m bench.gpu.check tiny mlp tokens || echo "gpu check failed: $?"
 # shellcheck disable=SC2086  # BENCH_ARGS is split into arguments on purpose
 timeout "${BENCH_S:-360}" python3 -m bench --targets embedded --json "$out/bench-gpu.json" \
   ${BENCH_ARGS:---models tiny,mlp --big --clients 1,64 --warmup 1 --duration 4 --no-hotpath}
