@@ -7,6 +7,7 @@ missing broker is a failure, never a skip.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import time
@@ -14,6 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Tests that run the CLI in-process (``inferq.cli.main``) have it configure the root
+    logger with a handler on the stderr pytest captures, which pytest closes after the
+    test: later tests logging there printed "I/O operation on closed file". Each test
+    gets the root logger back as it found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def free_port() -> int:

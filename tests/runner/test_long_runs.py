@@ -55,6 +55,14 @@ def _request(ref: ModelRef, steps: int) -> InferenceRequest:
         created_at_ms=int(time.time() * 1000))
 
 
+async def _watch_the_loop(stalls: list[float]) -> None:
+    """Appends how late each 20 ms sleep woke: how long the loop was held."""
+    while True:
+        t0 = time.monotonic()
+        await asyncio.sleep(0.02)
+        stalls.append(time.monotonic() - t0 - 0.02)
+
+
 async def test_a_run_past_the_session_timeout_keeps_the_runner_in_its_group(
         kafka_bootstrap: str | None, tmp_path: Path) -> None:
     path = tmp_path / "loop.onnx"
@@ -82,34 +90,38 @@ async def test_a_run_past_the_session_timeout_keeps_the_runner_in_its_group(
     # One request in flight: while the long one runs, the partition is paused.
     async with runner_on_bus(kafka_bootstrap, tmp_path, bus=bus, max_in_flight=1,
                              intra_op_threads=1) as on:
-        # Calibrate on this machine: how long a step takes.
-        probe = _request(ref, 40)
-        await bus.publish(on.topics.requests, probe.subtask_id.encode(), encode(probe))
-        took = (await collect(bus, on.topics.results, {probe.subtask_id}))[probe.subtask_id]
-        assert isinstance(took, Succeeded), took
-        steps = math.ceil(LONG_RUN_MS / max(took.timings.inference_ms / 40, 0.01))
-        long = _request(ref, min(steps, 2_000_000))
-        short = [_request(ref, 1) for _ in range(2)]
-        stalls: list[float] = []
-
-        async def watch_the_loop() -> None:
-            while True:
-                t0 = time.monotonic()
-                await asyncio.sleep(0.02)
-                stalls.append(time.monotonic() - t0 - 0.02)
-
-        watcher = asyncio.create_task(watch_the_loop())
-        t_sent = time.monotonic()
-        for r in (long, *short):
-            bus.publish_soon(on.topics.requests, r.subtask_id.encode(), encode(r))
-        ids = {r.subtask_id for r in (long, *short)}
-        try:
-            got = await collect(bus, on.topics.results, ids, timeout_s=120)
-        finally:
-            watcher.cancel()
-        t_done = time.monotonic()
-        assert all(isinstance(res, Succeeded) for res in got.values()), got
-        ran_ms = got[long.subtask_id].timings.inference_ms
+        # Calibrate on this machine: how long a step takes (the second probe's pace; the
+        # first also pays for the model's first real run).
+        probes = [_request(ref, 200) for _ in range(2)]
+        for probe in probes:
+            await bus.publish(on.topics.requests, probe.subtask_id.encode(), encode(probe))
+        timed = await collect(bus, on.topics.results, {p.subtask_id for p in probes})
+        assert all(isinstance(r, Succeeded) for r in timed.values()), timed
+        step_ms = min(r.timings.inference_ms for r in timed.values()) / 200
+        steps = math.ceil(LONG_RUN_MS / max(step_ms, 0.01))
+        sent: set[str] = {p.subtask_id for p in probes}
+        # A host that speeds up mid-test makes the run shorter than planned: again, longer
+        # (three rounds at most).
+        for _ in range(3):
+            long = _request(ref, min(steps, 10_000_000))
+            short = [_request(ref, 1) for _ in range(2)]
+            stalls: list[float] = []
+            watcher = asyncio.create_task(_watch_the_loop(stalls))
+            t_sent = time.monotonic()
+            for r in (long, *short):
+                bus.publish_soon(on.topics.requests, r.subtask_id.encode(), encode(r))
+            ids = {r.subtask_id for r in (long, *short)}
+            sent |= ids
+            try:
+                got = await collect(bus, on.topics.results, ids, timeout_s=120)
+            finally:
+                watcher.cancel()
+            t_done = time.monotonic()
+            assert all(isinstance(res, Succeeded) for res in got.values()), got
+            ran_ms = got[long.subtask_id].timings.inference_ms
+            if ran_ms > SESSION_TIMEOUT_MS:
+                break
+            steps = math.ceil(steps * LONG_RUN_MS / ran_ms)
         assert ran_ms > SESSION_TIMEOUT_MS, f"the long run took only {ran_ms:.0f} ms"
         heartbeat_ms = SESSION_TIMEOUT_MS / 5
         assert max(stalls) * 1000 < heartbeat_ms, f"the loop stalled {max(stalls):.2f} s"
@@ -126,7 +138,7 @@ async def test_a_run_past_the_session_timeout_keeps_the_runner_in_its_group(
             in_flight.append(on.metrics.get_sample_value("inferq_runner_in_flight"))
         assert in_flight[-20:] == [0] * 20, in_flight
         assert on.metrics.get_sample_value("inferq_runner_results_total",
-                                           {"state": "succeeded"}) == 4
+                                           {"state": "succeeded"}) == len(sent)
         counts: dict[str, int] = {}
         tail = bus.tail([on.topics.results], from_beginning=True)
         await tail.start()
@@ -140,5 +152,5 @@ async def test_a_run_past_the_session_timeout_keeps_the_runner_in_its_group(
             assert tail.caught_up(), "could not read the results topic to its end"
         finally:
             await tail.stop()
-        assert counts == {probe.subtask_id: 1, **dict.fromkeys(ids, 1)}
+        assert counts == dict.fromkeys(sent, 1)
         assert revoked == [], f"partitions revoked during the run: {revoked}"
