@@ -23,6 +23,9 @@ from runner.settings import RunnerSettings
 from schemas.bus_settings import BusSettings
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+#: Every Kafka test's group session timeout. Tansu admits a group's first member only
+#: after about half of it (5 s at the default 10 s); a short one keeps Kafka tests quick.
+SESSION_TIMEOUT_MS = 3000
 
 
 def bus_settings(kafka_bootstrap: str | None, data_dir: Path, prefix: str | None = None
@@ -30,9 +33,7 @@ def bus_settings(kafka_bootstrap: str | None, data_dir: Path, prefix: str | None
     return BusSettings(kafka_bootstrap=kafka_bootstrap,
                        topic_prefix=prefix or f"t{uuid.uuid4().hex[:10]}.",
                        fetch_max_wait_ms=5, partitions=2, data_dir=data_dir,
-                       # Tansu admits a group's first member only after about half the
-                       # session timeout; a short one keeps Kafka tests quick.
-                       session_timeout_ms=3000)
+                       session_timeout_ms=SESSION_TIMEOUT_MS)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import ADMIN_TOKEN
+from tests.harness import ADMIN_TOKEN, SESSION_TIMEOUT_MS
 
 INFERQ = str(Path(sys.executable).with_name("inferq"))
 
@@ -33,7 +33,7 @@ def kafka_env(bootstrap: str, tmp: Path, **extra: str) -> dict[str, str]:
         "INFERQ_KAFKA_BOOTSTRAP": bootstrap,
         "INFERQ_TOPIC_PREFIX": f"mp{uuid.uuid4().hex[:8]}.",
         "INFERQ_KAFKA_FETCH_MAX_WAIT_MS": "5",
-        "INFERQ_KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "INFERQ_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "INFERQ_PARTITIONS": "4",
         "INFERQ_ADMIN_TOKEN": ADMIN_TOKEN,
         "INFERQ_DATA_DIR": str(tmp / "data"),

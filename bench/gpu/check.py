@@ -19,6 +19,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,13 @@ RTOL, ATOL = 1e-2, 1e-3
 BATCHES = (1, 8, 32)
 
 
+def _compare(got: list[Any], want: list[Any]) -> tuple[bool, float]:
+    """Whether every output agrees within the tolerance, and the largest difference."""
+    pairs = list(zip(got, want, strict=True))
+    good = all(np.allclose(g, w, rtol=RTOL, atol=ATOL) for g, w in pairs)
+    return good, max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in pairs)
+
+
 async def _check(model: BenchModel, loaded: LoadedModel, batcher: Batcher) -> bool:
     reference = session(model, 1)
     names = list(loaded.outputs)
@@ -48,10 +56,7 @@ async def _check(model: BenchModel, loaded: LoadedModel, batcher: Batcher) -> bo
             t0 = time.perf_counter()
             got = await batcher.run(loaded, feeds, names)
             took.append((time.perf_counter() - t0) * 1000)
-        diff = max(float(np.max(np.abs(g.astype(np.float64) - w)))
-                   for g, w in zip(got.outputs, want, strict=True))
-        good = all(np.allclose(g, w, rtol=RTOL, atol=ATOL)
-                   for g, w in zip(got.outputs, want, strict=True))
+        good, diff = _compare(got.outputs, want)
         ok &= good
         print(f"  {model.name} batch {rows:>2}: {'ok ' if good else 'WRONG'} max |diff| "
               f"{diff:.2e}, {np.mean(took[1:]):.3f} ms a run")
@@ -62,9 +67,7 @@ async def _check(model: BenchModel, loaded: LoadedModel, batcher: Batcher) -> bo
                for _ in range(16)]
     outcomes = await asyncio.gather(*(batcher.run(loaded, f, names) for f in singles))
     for f, outcome in zip(singles, outcomes, strict=True):
-        want = reference.run(names, f)
-        if not all(np.allclose(g, w, rtol=RTOL, atol=ATOL)
-                   for g, w in zip(outcome.outputs, want, strict=True)):
+        if not _compare(outcome.outputs, reference.run(names, f))[0]:
             ok = False
             print(f"  {model.name}: a batched request got another's answer or a wrong one")
             break

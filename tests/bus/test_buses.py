@@ -20,6 +20,7 @@ from schemas.env import SettingError
 from schemas.messages import SubtaskEvent, Succeeded, Timings, encode, event_decoder, result_decoder
 from schemas.tensors import Tensor
 from schemas.webhooks import WebhookTarget
+from tests.harness import SESSION_TIMEOUT_MS
 
 
 async def drain(fetch_from: object, want: int) -> list[Record]:
@@ -33,7 +34,7 @@ async def drain(fetch_from: object, want: int) -> list[Record]:
 
 async def make(kafka_bootstrap: str | None, tmp_path: Path) -> Bus:
     bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
-                   session_timeout_ms=3000)
+                   session_timeout_ms=SESSION_TIMEOUT_MS)
     await bus.start()
     return bus
 
@@ -125,7 +126,7 @@ async def test_a_background_tail_sees_live_records_and_parks_for_the_longer_wait
     kafka_bootstrap: str | None, tmp_path: Path
 ) -> None:
     bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
-                   background_fetch_wait_ms=40, session_timeout_ms=3000)
+                   background_fetch_wait_ms=40, session_timeout_ms=SESSION_TIMEOUT_MS)
     await bus.start()
     topic = f"t-{uuid.uuid4().hex[:8]}"
     try:
@@ -156,7 +157,7 @@ async def test_a_deferred_reader_gets_every_record_the_delay_after_a_prompt_one(
     a topic it did not defer wakes it at once. On Kafka ``deferred`` changes nothing and
     both read everything."""
     bus = make_bus(kafka_bootstrap, tmp_path / "bus", fetch_max_wait_ms=5,
-                   session_timeout_ms=3000, embedded_defer_ms=300)
+                   session_timeout_ms=SESSION_TIMEOUT_MS, embedded_defer_ms=300)
     await bus.start()
     lines, results = f"l-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
     try:

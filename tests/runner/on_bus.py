@@ -7,19 +7,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from bus.base import Bus
-from bus.factory import make_bus
+from bus.factory import bus_for
 from bus.topics import TopicNames
 from runner.service import Runner
 from runner.settings import RunnerSettings
-from schemas.bus_settings import BusSettings
 from schemas.messages import SubtaskResult, result_decoder
+from tests.harness import bus_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +34,15 @@ class OnBus:
 async def runner_on_bus(kafka_bootstrap: str | None, tmp_path: Path, bus: Bus | None = None,
                         **settings: Any) -> AsyncIterator[OnBus]:
     """A started runner ``r1`` on fresh one-partition topics, on ``bus`` (not started
-    yet; default: the ``make_bus`` one); ``settings`` override ``RunnerSettings``'
-    (heartbeat_s 5 unless given)."""
-    bus_settings = BusSettings(kafka_bootstrap=kafka_bootstrap,
-                               topic_prefix=f"r{uuid.uuid4().hex[:8]}.", partitions=1,
-                               data_dir=tmp_path / "bus")
-    topics = TopicNames(bus_settings.topic_prefix)
+    yet; default: the one the tests' ``bus_settings`` describe); ``settings`` override
+    ``RunnerSettings``' (heartbeat_s 5 unless given)."""
+    bus_config = replace(bus_settings(kafka_bootstrap, tmp_path / "bus"), partitions=1)
+    topics = TopicNames(bus_config.topic_prefix)
     settings.setdefault("heartbeat_s", 5)
-    runner_settings = RunnerSettings(bus=bus_settings, runner_id="r1",
+    runner_settings = RunnerSettings(bus=bus_config, runner_id="r1",
                                      group_id=f"g{uuid.uuid4().hex}",
                                      cache_dir=tmp_path / "cache", **settings)
-    # A short session timeout: tansu admits a group's first member only after about
-    # half of it (5 s at the default 10 s).
-    bus = bus or make_bus(kafka_bootstrap, tmp_path / "bus", session_timeout_ms=3000)
+    bus = bus or bus_for(bus_config, "test-runner")
     await bus.start()
     metrics = CollectorRegistry()
     try:

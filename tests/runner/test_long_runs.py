@@ -29,10 +29,10 @@ from bus.factory import make_bus
 from bus.kafka import KafkaBus, KafkaOptions
 from schemas.messages import InferenceRequest, ModelRef, Succeeded, encode, result_decoder
 from schemas.tensors import encode_array
+from tests.harness import SESSION_TIMEOUT_MS
 from tests.onnx_models import loop_model
 from tests.runner.on_bus import collect, runner_on_bus
 
-SESSION_TIMEOUT_MS = 3000
 MAX_POLL_INTERVAL_MS = 2000
 #: How long the long run is made to last: past both bounds above, with room.
 LONG_RUN_MS = 2 * SESSION_TIMEOUT_MS
