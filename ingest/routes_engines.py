@@ -20,7 +20,7 @@ from ingest.body import api_key
 from ingest.context import IngestContext
 from ingest.errors import Forbidden, NotFound, Unavailable
 from ingest.responses import versioned_response
-from schemas.messages import SCHEMA_VERSION, EngineCommand, Heartbeat, encode
+from schemas.messages import MESSAGE_HEADERS, EngineCommand, Heartbeat, encode
 from schemas.tasks_api import EngineCommandDTO, EngineDTO, rfc3339
 
 
@@ -73,8 +73,7 @@ def routes(ctx: IngestContext) -> list[Route]:
                             else "drain", at_ms=int(time.time() * 1000))
         try:
             await ctx.bus.publish(ctx.topics.control, hb.runner_id.encode(), encode(cmd),
-                                  (("content-type", b"application/msgpack"),
-                                   ("schema-version", SCHEMA_VERSION)))
+                                  MESSAGE_HEADERS)
         except Exception as exc:
             raise Unavailable(f"the command could not be sent: {exc}") from exc
         return versioned_response(request, EngineCommandDTO(id=hb.runner_id, action=action,

@@ -25,7 +25,7 @@ from ingest.task_view import log_lines, task_dto, task_state, timings_dto
 from ingest.v2_catalog import resolve, task_for_request
 from ingest.webhook_check import webhook_for
 from schemas.files import file_id_of
-from schemas.messages import SCHEMA_VERSION, Cancel, UrlInput, encode
+from schemas.messages import MESSAGE_HEADERS, Cancel, UrlInput, encode
 from schemas.registry import ModelRecord, TaskRecord
 from schemas.submit_api import Binding, WebhookSpec, describe_decode_error
 from schemas.tasks_api import (
@@ -145,8 +145,7 @@ def routes(ctx: IngestContext) -> list[Route]:
                      deadline_ms=now + int(ctx.settings.request_deadline_s * 1000))
         try:
             await ctx.bus.publish(ctx.topics.control, subtask_id.encode(), encode(msg),
-                                  (("content-type", b"application/msgpack"),
-                                   ("schema-version", SCHEMA_VERSION)))
+                                  MESSAGE_HEADERS)
         except Exception as exc:  # BusError, or the broker refusing
             raise Unavailable(f"the cancel could not be sent: {exc}") from exc
         # The runner holding it answers `cancelled` in moments; a request no runner has

@@ -15,7 +15,7 @@ from ingest.results import ResultBook
 from obs.random_ids import uuid4
 from obs.tracing import new_traceparent, parse_traceparent
 from schemas.messages import (
-    SCHEMA_VERSION,
+    MESSAGE_HEADERS,
     InferenceRequest,
     ModelRef,
     SubtaskEvent,
@@ -111,8 +111,7 @@ class SubmitCore:
         """Publish ``req`` and its ``queued`` event (whose message carries ``metadata``,
         the JSON a tasks-API ``POST /run`` attached, so every replica can show it)."""
         headers = (
-            ("content-type", b"application/msgpack"),
-            ("schema-version", SCHEMA_VERSION),
+            *MESSAGE_HEADERS,
             # A client's malformed traceparent is replaced, never passed downstream.
             ("traceparent", (traceparent if traceparent and parse_traceparent(traceparent)
                              else new_traceparent()).encode()),

@@ -25,7 +25,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from bus.base import Bus, BusError, GroupConsumer, Record
+from bus.base import Bus, BusError, GroupConsumer, Headers, Record
 from bus.offsets import Committer
 from bus.topics import TopicNames
 from obs.metrics import LATENCY_BUCKETS
@@ -42,7 +42,7 @@ from runner.providers import device_of, usable_providers
 from runner.settings import RunnerSettings
 from runner.tensorrt import TensorRTOptions
 from schemas.messages import (
-    SCHEMA_VERSION,
+    MESSAGE_HEADERS,
     Cancelled,
     EngineCommand,
     Expired,
@@ -224,7 +224,7 @@ class Runner:
             drain_timeout_s = 0.0
         with contextlib.suppress(BusError):  # shows `draining` at once, not next beat
             await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(),
-                                    encode(self.heartbeat()))
+                                    encode(self.heartbeat()), MESSAGE_HEADERS)
         if self._background:
             await asyncio.gather(self._background[0], return_exceptions=True)
         if self._tasks:
@@ -322,7 +322,10 @@ class Runner:
             await self._undecodable(rec, str(exc))
             self._finished(tp, rec.offset)
             return
-        result = await self._process(req)
+        # Every message the request leads to carries its trace (DESIGN.md, Topics): one
+        # tuple for the running event, the result and the final event.
+        headers = (*MESSAGE_HEADERS, ("traceparent", rec.header("traceparent") or b""))
+        result = await self._process(req, headers)
         payload = encode(result)
         if len(payload) > self.settings.bus.max_message_bytes - _RESULT_OVERHEAD:
             result = Failed(subtask_id=req.subtask_id, task_id=req.task_id,
@@ -331,9 +334,6 @@ class Runner:
                             error=f"outputs of {len(payload)} bytes exceed the result limit "
                                   f"of {self.settings.bus.max_message_bytes} bytes")
             payload = encode(result)
-        headers = (("content-type", b"application/msgpack"),
-                   ("schema-version", SCHEMA_VERSION),
-                   ("traceparent", rec.header("traceparent") or b""))
         try:
             await self._publish_retrying(self._topics.results, rec.key, payload, headers)
         except BusError as exc:
@@ -347,7 +347,7 @@ class Runner:
             counter = self._results_by_state[state] = self._metrics.results.labels(state)
         counter.inc()
         self._handled += 1
-        self._final_event(req, result)
+        self._final_event(req, result, headers)
         # One line per subtask, tied to its trace (the traceparent ingest received);
         # its fields are built only when the line is logged.
         traceparent = rec.header("traceparent")
@@ -364,19 +364,21 @@ class Runner:
     def _finished(self, tp: tuple[str, int], offset: int) -> None:
         self._commits.finished(tp, offset)
 
-    def _final_event(self, req: InferenceRequest, result: SubtaskResult) -> None:
+    def _final_event(self, req: InferenceRequest, result: SubtaskResult,
+                     headers: Headers) -> None:
         """The lifecycle's last event on ``events``, once the result is acknowledged."""
         event = SubtaskEvent(
             subtask_id=req.subtask_id, task_id=req.task_id, account_id=req.account_id,
             kind=final_state(result), at_ms=result.finished_at_ms or int(time.time() * 1000),
             body=_json.encode(final_event_body(req.subtask_id, result)))
         try:
-            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
+            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event),
+                                   headers)
         except BusError:
             pass  # lifecycle events are best effort; the result is not
 
     async def _publish_retrying(self, topic: str, key: bytes | None, value: bytes,
-                                headers: tuple[tuple[str, bytes], ...]) -> None:
+                                headers: Headers) -> None:
         # The first try goes straight to the bus: building a retry loop costs more than
         # the embedded bus's whole publish, and almost every publish succeeds first time.
         try:
@@ -426,7 +428,7 @@ class Runner:
         except ValueError:
             return None  # out of range: the runner's own limits hold
 
-    async def _process(self, req: InferenceRequest) -> SubtaskResult:
+    async def _process(self, req: InferenceRequest, headers: Headers) -> SubtaskResult:
         assert self._cache is not None
         now_us = time.time_ns() // 1000
         now_ms = now_us // 1000
@@ -449,7 +451,8 @@ class Runner:
                              account_id=req.account_id, kind="running", at_ms=now_ms,
                              message=self.settings.runner_id)
         try:
-            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event))
+            self._bus.publish_soon(self._topics.events, req.subtask_id.encode(), encode(event),
+                                   headers)
         except BusError:
             pass  # lifecycle events are best effort; the result is not
         fetch_ms = 0.0
@@ -522,7 +525,7 @@ class Runner:
             return
         try:
             self._bus.publish_soon(self._topics.runners, self.settings.runner_id.encode(),
-                                   encode(self.heartbeat()))
+                                   encode(self.heartbeat()), MESSAGE_HEADERS)
         except BusError as exc:
             log.warning("heartbeat failed: %s", exc)
 
@@ -530,7 +533,7 @@ class Runner:
         while True:
             try:
                 await self._bus.publish(self._topics.runners, self.settings.runner_id.encode(),
-                                        encode(self.heartbeat()))
+                                        encode(self.heartbeat()), MESSAGE_HEADERS)
             except BusError as exc:
                 log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(self.settings.heartbeat_s)

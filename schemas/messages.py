@@ -20,6 +20,10 @@ from schemas.tensors import Tensor
 from schemas.webhooks import WebhookTarget
 
 SCHEMA_VERSION = b"1"
+#: The headers every message carries besides its ``traceparent`` (DESIGN.md, Topics),
+#: as one constant: pairs built for each message are objects the cyclic GC must walk
+#: while the embedded bus keeps the record (two for every request).
+MESSAGE_HEADERS = (("content-type", b"application/msgpack"), ("schema-version", SCHEMA_VERSION))
 
 
 class ModelRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -113,3 +113,36 @@ async def test_lifecycle_events_on_the_events_topic(kafka_bootstrap: str | None,
     assert done["state"] == "success" and done["data"]
     # The GET body without its outputs, which travel once, on results.
     assert json.loads(events[2].body) == {"id": done["id"], "state": "success", "error": None}
+
+
+async def test_every_record_of_a_request_carries_the_message_headers(
+        kafka_bootstrap: str | None, tmp_path: Path) -> None:
+    """DESIGN.md, Topics: every message has ``content-type``, ``schema-version`` and
+    ``traceparent``; those a request leads to carry its trace, whoever writes them."""
+    from schemas.messages import SCHEMA_VERSION
+
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with running_stack(kafka_bootstrap, tmp_path) as s:
+        task = await s.create_task("acme", await s.upload_model("ints", onnx_models.int_model()))
+        key = await s.create_key("acme")
+        r = await s.client.post(f"{s.base_url}/api/inference/tasks/{task}",
+                                json={"bindings": GOOD},
+                                headers={"X-Api-Key": key, "traceparent": traceparent})
+        assert r.json()["state"] == "success"
+        topics = [s.topics.requests, s.topics.events, s.topics.results]
+        tail = s.app.state.ctx.bus.tail(topics, from_beginning=True)
+        await tail.start()
+        records = []
+        for _ in range(200):
+            records += await tail.fetch(100, 0.05)
+            if len(records) >= 5:
+                break
+        await tail.stop()
+    assert sorted(r.topic for r in records) == sorted(
+        [s.topics.requests, s.topics.results] + [s.topics.events] * 3)
+    trace_id = traceparent.split("-")[1]
+    for rec in records:
+        assert rec.header("content-type") == b"application/msgpack", rec.topic
+        assert rec.header("schema-version") == SCHEMA_VERSION, rec.topic
+        sent = (rec.header("traceparent") or b"").decode()
+        assert sent.split("-")[1] == trace_id, (rec.topic, sent)
