@@ -26,7 +26,10 @@ _FINAL_KINDS = frozenset({"succeeded", "failed", "cancelled", "expired"})
 class Lifecycle(msgspec.Struct, gc=False):
     """One subtask's lifecycle. Not tracked by the cyclic GC: the view keeps one for each
     of up to hundreds of thousands of subtasks, and holding only strings, numbers and a
-    list of (int, str) lines it can be part of no cycle."""
+    tuple of (int, str) lines it can be part of no cycle. The lines are a tuple, replaced
+    on each line, not a list: a list stays tracked as long as its subtask is kept, and
+    every collection walks it (one object a request); a tuple of tuples of numbers and
+    strings is untracked by the first two collections that see it."""
 
     subtask_id: str
     task_id: str
@@ -36,7 +39,7 @@ class Lifecycle(msgspec.Struct, gc=False):
     running: bool = False
     #: The metadata JSON a ``POST /run`` attached to its queued event.
     metadata: str = ""
-    lines: list[tuple[int, str]] = msgspec.field(default_factory=list)
+    lines: tuple[tuple[int, str], ...] = ()
 
 
 class LifecycleView:
@@ -90,8 +93,7 @@ class LifecycleView:
             line = f"{ev.kind}: {ev.message}" if ev.message else ev.kind
         lc.updated_at_ms = max(lc.updated_at_ms, ev.at_ms)
         if len(lc.lines) < MAX_LINES:
-            lc.lines.append((ev.at_ms, line))
-            lc.lines.sort()
+            lc.lines = tuple(sorted((*lc.lines, (ev.at_ms, line))))
 
     def get(self, subtask_id: str) -> Lifecycle | None:
         return self._subtasks.get(subtask_id)

@@ -54,7 +54,7 @@ _TASK_LOG = 10_000
 #: How many of a task log's oldest entries are looked through before bisecting it.
 _NEAR_FRONT = 8
 #: Bytes a subtask holds besides its events' ``data`` and its metadata: the
-#: ``SubtaskLog`` with its slots dict, ``_Changed`` and positions list, its book entry,
+#: ``SubtaskLog`` with its slots dict, change signal and positions list, its book entry,
 #: three ``StreamEvent`` objects with their ids and the headers of their strings, and
 #: their (position, event) entries in the task's log. Measured with tracemalloc over
 #: 20,000 subtasks fed as the tail feeds them (decoded records; queued, running and a
@@ -145,8 +145,16 @@ class _Changed:
 
 
 class SubtaskLog:
+    """One subtask's events. Of what it holds, only this object stays tracked by the
+    cyclic GC while the book keeps it (every collection walks what is tracked and kept,
+    so each such object costs every request that keeps one): ``slots`` holds untracked
+    events, so CPython never tracks that dict; the change signal is made when a stream
+    first follows the subtask; the positions are a tuple of ints, replaced on each fill,
+    which the first collection that sees it untracks (a list, or an ``array``, stays
+    tracked)."""
+
     __slots__ = ("subtask_id", "task_id", "account_id", "created_at_ms", "metadata",
-                 "slots", "top", "changed", "charged", "task_positions", "__weakref__")
+                 "slots", "top", "_changed", "charged", "task_positions", "__weakref__")
 
     def __init__(self, subtask_id: str, task_id: str, account_id: str) -> None:
         self.subtask_id = subtask_id
@@ -159,11 +167,22 @@ class SubtaskLog:
         self.slots: dict[int, StreamEvent] = {}
         #: The highest seq filled (0: none yet).
         self.top = 0
-        self.changed = _Changed()
+        self._changed: _Changed | None = None
         #: What the book charges it (``SUBTASK_OVERHEAD``, metadata, events' ``data``).
         self.charged = SUBTASK_OVERHEAD
         #: Positions of its events in its task's log, to take them out when forgotten.
-        self.task_positions: list[int] = []
+        self.task_positions: tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> _Changed:
+        if self._changed is None:
+            self._changed = _Changed()
+        return self._changed
+
+    def fire(self) -> None:
+        """Wake whoever follows this subtask (nobody, most often: then nothing to do)."""
+        if self._changed is not None:
+            self._changed.fire()
 
     def after(self, seq: int) -> list[StreamEvent]:
         return [self.slots[s] for s in sorted(self.slots) if s > seq]
@@ -182,7 +201,7 @@ class TaskLog:
     count: int = 0
     changed: _Changed = field(default_factory=_Changed)
 
-    def drop(self, subtask_id: str, positions: list[int]) -> None:
+    def drop(self, subtask_id: str, positions: tuple[int, ...]) -> None:
         """Take out this subtask's events (those still in the log) at ``positions``."""
         events = self.events
         for pos in positions:
@@ -283,12 +302,12 @@ class EventBook:
         size = event.size
         log.charged += size
         self._held += size
-        log.changed.fire()
+        log.fire()
         if event.seq < log.top:
             return  # late: task streams keep each subtask's ids monotonic, so skip it there
         log.top = event.seq
         task = self.task(log.task_id, log.account_id)
-        log.task_positions.append(task.count)
+        log.task_positions = (*log.task_positions, task.count)
         task.events.append((task.count, event))
         task.count += 1
         task.changed.fire()

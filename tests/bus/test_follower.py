@@ -95,7 +95,7 @@ async def test_ingest_follows_results_and_lifecycle_lines_on_one_tail(tmp_path: 
         await bus.publish("p.results", sid.encode(), encode(done))
         assert await ctx.results.watch(sid, 5) == done
         lc = ctx.lifecycle.get(sid)
-        assert lc is not None and lc.running and lc.lines == [(1, "running on r1")]
+        assert lc is not None and lc.running and lc.lines == ((1, "running on r1"),)
     finally:
         await ctx.lifecycle.stop()
         await ctx.results.stop()

@@ -92,6 +92,11 @@ def test_the_events_a_book_keeps_are_not_tracked_by_the_gc() -> None:
     assert [e.kind for e in events] == ["queued", "running", "succeeded"]  # running derived
     assert json.loads(events[-1].data)["state"] == "success"  # written when read
     assert [gc.is_tracked(e) for e in events] == [False] * 3
+    # Of what the book keeps for the subtask, only its log is tracked: no change signal
+    # until a stream follows it, and its slots and task positions untracked once seen.
+    gc.collect()
+    assert log._changed is None
+    assert not gc.is_tracked(log.slots) and not gc.is_tracked(log.task_positions)
 
 
 def test_the_count_bound_still_forgets_the_oldest() -> None:
