@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -44,6 +44,7 @@ from ingest.results import ResultBook
 from ingest.runners_view import RunnersView
 from ingest.settings import IngestSettings
 from ingest.submit import SubmitCore
+from obs.histogram import LoopHistogram
 from obs.metrics import LATENCY_BUCKETS, HttpMetrics, metrics_endpoint
 from obs.process_metrics import register_process_metrics
 
@@ -123,7 +124,7 @@ def create_app(
     Gauge("inferq_ingest_results_bytes", "what the result book charges them "
           "(INFERQ_RESULTS_CACHE_BYTES bounds it)",
           registry=metrics).set_function(lambda: ctx.results.held_bytes)
-    ctx.core.on_answered = Histogram(
+    ctx.core.on_answered = LoopHistogram(
         "inferq_ingest_end_to_end_seconds", "from publishing a request to its result (sync calls)",
         registry=metrics, buckets=LATENCY_BUCKETS).observe
 

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from obs.histogram import HistogramChild, LoopHistogram
+
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180,
 )
@@ -33,15 +35,15 @@ class HttpMetrics:
             "inferq_http_requests", "HTTP requests by route and status",
             ["service", "route", "method", "status"], registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = LoopHistogram(
             "inferq_http_request_duration_seconds", "HTTP request latency by route",
-            ["service", "route"], registry=registry, buckets=LATENCY_BUCKETS,
+            labelnames=["service", "route"], registry=registry, buckets=LATENCY_BUCKETS,
         )
         self.service = service
         # The labelled children, looked up once per (route, method, status) rather than
         # through ``.labels()`` on every request; bounded, since methods come from clients.
         self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._timers: dict[str, Histogram] = {}
+        self._timers: dict[str, HistogramChild] = {}
 
     def _counter(self, template: str, method: str, status: int) -> Counter:
         key = (template, method, status)
@@ -52,7 +54,7 @@ class HttpMetrics:
                 self._counters[key] = child
         return child
 
-    def _timer(self, template: str) -> Histogram:
+    def _timer(self, template: str) -> HistogramChild:
         child = self._timers.get(template)
         if child is None:
             child = self.latency.labels(self.service, template)

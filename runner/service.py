@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bus.base import Bus, BusError, GroupConsumer, Headers, Record
 from bus.offsets import Committer
 from bus.topics import TopicNames
+from obs.histogram import LoopHistogram
 from obs.metrics import LATENCY_BUCKETS
 from obs.tracing import log_fields, record_span
 from runner.batcher import BatchCancelled, Batcher, BatchExpired, BatchLimits
@@ -89,28 +90,30 @@ def _queued_ms(req: InferenceRequest, now_us: int) -> float:
 
 
 class RunnerMetrics:
+    """Observed on the event loop, once per result (``obs.histogram``)."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.results = Counter("inferq_runner_results", "results published by state",
                                ["state"], registry=registry)
-        self.inference = Histogram("inferq_runner_inference_seconds", "session.run time",
-                                   registry=registry, buckets=LATENCY_BUCKETS)
-        self.queued = Histogram("inferq_runner_queue_seconds",
-                                "time from submit to the runner taking the request",
-                                registry=registry, buckets=LATENCY_BUCKETS)
+        self.inference = LoopHistogram("inferq_runner_inference_seconds", "session.run time",
+                                       registry=registry, buckets=LATENCY_BUCKETS)
+        self.queued = LoopHistogram("inferq_runner_queue_seconds",
+                                    "time from submit to the runner taking the request",
+                                    registry=registry, buckets=LATENCY_BUCKETS)
         self.in_flight = Gauge("inferq_runner_in_flight", "requests held", registry=registry)
         self.queue_depth = Gauge("inferq_runner_queue_depth",
                                  "requests queued in the batcher for a run", registry=registry)
         self.consumer_lag = Gauge("inferq_runner_consumer_lag",
                                   "records on this runner's partitions not yet fetched",
                                   registry=registry)
-        self.batch_wait = Histogram("inferq_runner_batch_wait_seconds",
-                                    "time in the batcher before the run started",
-                                    registry=registry, buckets=LATENCY_BUCKETS)
-        self.fetch = Histogram("inferq_runner_fetch_seconds", "time fetching URL inputs",
-                               registry=registry, buckets=LATENCY_BUCKETS)
-        self.batch_size = Histogram("inferq_runner_batch_size", "requests per session.run",
-                                    registry=registry,
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.batch_wait = LoopHistogram("inferq_runner_batch_wait_seconds",
+                                        "time in the batcher before the run started",
+                                        registry=registry, buckets=LATENCY_BUCKETS)
+        self.fetch = LoopHistogram("inferq_runner_fetch_seconds", "time fetching URL inputs",
+                                   registry=registry, buckets=LATENCY_BUCKETS)
+        self.batch_size = LoopHistogram("inferq_runner_batch_size", "requests per session.run",
+                                        registry=registry,
+                                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
 
 class Runner:
