@@ -22,9 +22,10 @@ records of ~0.5 KiB: a 0.74 s stall before, 0.08–0.15 s of loop lag now). Unti
 the old file stays the log; ``close`` waits for a running copy and drops it. Offsets
 keep counting past dropped records; a read from a dropped position starts at the oldest
 record kept.
-Writes are flushed to the OS once per event-loop tick, not per record: appends made in
-one tick (a request, its event, another request's result...) share one ``flush``, which
-is queued with ``call_soon`` by the tick's first append, and ``close`` flushes the rest.
+Writes go to the OS once per event-loop tick, not per record: appends made in one tick
+(a request, its event, another request's result...) are framed into one buffer, written
+and flushed by a callback the tick's first append queues with ``call_soon``; ``close``
+writes the rest.
 So a record survives a process crash (not a power cut) from the end of the loop tick
 that appended it; a crash inside that tick can lose what it appended. Without a running
 loop (tools, tests) every append is flushed at once.
@@ -79,6 +80,8 @@ class PartitionLog:
         self.next_offset = 0
         self._path = path
         self._file: BinaryIO | None = None
+        #: Frames appended this tick, not yet written (``_flush``).
+        self._pending = bytearray()
         self._written = 0
         # Where each record's frame starts in the file and how long it is, beside
         # ``records`` (only with a file), so that a rewrite copies frames, not records.
@@ -146,6 +149,7 @@ class PartitionLog:
         if self._path is None:
             return
         if self._file is not None:
+            self._flush()
             self._file.close()
             self._file = None
         tmp = self._path.with_suffix(".tmp")
@@ -155,23 +159,23 @@ class PartitionLog:
         self._file = open(self._path, "ab")  # noqa: SIM115 - owned until close()
         self._written = 0
 
-    @staticmethod
-    def _frame(r: Record) -> bytes:
-        body = _enc.encode((r.offset, r.key, r.value, list(r.headers), r.timestamp_ms))
-        return _FRAME.pack(len(body)) + body
-
     def append(self, key: bytes | None, value: bytes | None, headers: Headers, ts: int) -> Record:
         record = Record(self.topic, 0, self.next_offset, key, value, headers, ts)
         self.next_offset += 1
         self.records.append(record)
         self.held_bytes += _size(record)
         if self._file is not None:
-            frame = self._frame(record)
-            self._file.write(frame)
+            # The frame: its length, then msgpack of the record, encoded in place after
+            # the tick's other frames (no bytes object per record, one write per tick).
+            pending = self._pending
+            start = len(pending)
+            _enc.encode_into((record.offset, key, value, headers, ts), pending, start + 4)
+            length = len(pending) - start
+            _FRAME.pack_into(pending, start, length - 4)
             self._starts.append(self._file_end)
-            self._lengths.append(len(frame))
-            self._file_end += len(frame)
-            self._written += len(frame)
+            self._lengths.append(length)
+            self._file_end += length
+            self._written += length
             if not self._flush_queued:
                 self._queue_flush()
         if self._rewriting is not None:
@@ -196,7 +200,7 @@ class PartitionLog:
             return
         if self._path is None or self._file is None:
             return
-        self._file.flush()
+        self._flush()
         self._rewrite_from = self._copied_to = self._file_end
         fut = _REWRITER.submit(_copy_frames, self._path, self._path.with_suffix(".tmp"),
                                array("q", self._starts), array("I", self._lengths))
@@ -230,7 +234,7 @@ class PartitionLog:
         that is more than ``_TAIL_ON_LOOP``, else here, and swap the files."""
         assert self._path is not None and self._file is not None
         tmp = self._path.with_suffix(".tmp")
-        self._file.flush()
+        self._flush()
         tail = self._file_end - self._copied_to
         if tail > _TAIL_ON_LOOP:
             fut = _REWRITER.submit(_copy_range, self._path, tmp, self._copied_to, tail)
@@ -262,6 +266,9 @@ class PartitionLog:
     def _flush(self) -> None:
         self._flush_queued = False
         if self._file is not None:
+            if self._pending:
+                self._file.write(self._pending)
+                self._pending.clear()
             self._file.flush()
 
     def read(self, position: int, max_records: int) -> list[Record]:
@@ -287,6 +294,7 @@ class PartitionLog:
             if self._path is not None:
                 self._path.with_suffix(".tmp").unlink(missing_ok=True)
         if self._file is not None:
+            self._flush()
             self._file.close()
             self._file = None
 
@@ -339,8 +347,9 @@ def _offset(r: Record) -> int:
 
 
 def _size(r: Record) -> int:
-    """What a record holds against ``max_bytes``: key, value and headers."""
+    """What a record holds against ``max_bytes``: key, value and headers (names counted
+    in characters: the same bytes for the ASCII names every header here has)."""
     size = len(r.key or b"") + len(r.value or b"")
     for name, value in r.headers:
-        size += len(name.encode()) + len(value)
+        size += len(name) + len(value)
     return size
