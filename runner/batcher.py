@@ -44,7 +44,13 @@ Design, and why:
   time per row, and a run predicted to take less than ``inline_below_s`` is made on the
   event loop itself. A misprediction blocks the loop once for that run's length and
   raises the estimate to it at once (it comes down gradually); a model slower than the
-  bound always goes to the executor, where its compute overlaps the loop's work.
+  bound always goes to the executor, where its compute overlaps the loop's work. A run
+  in the executor teaches the estimate the CPU time its thread spent in the run, not the
+  time it took (on a CPU session; a GPU run waits on its device, not the CPU): under load
+  the thread waits up to the interpreter's switch interval (5 ms) to take the GIL back
+  from the busy loop after ORT returns, and that wait, taken for the model's pace, kept
+  an Add that runs in ~20 us in the executor (measured there at 1-5 ms) for as long as
+  the load lasted.
   An inline run never holds a slot, so such a model batches only what arrived in the
   same loop tick; at its pace a batch would save little (``INFERQ_INLINE_RUN_US=0``
   sends every run to the executor, and batches form as they did).
@@ -66,6 +72,7 @@ import onnxruntime as ort
 
 from runner.errors import ModelRunError, RunnerError
 from runner.models import LoadedModel
+from runner.providers import device_of
 
 Arrays = dict[str, npt.NDArray[Any]]
 Key = tuple[Any, ...]
@@ -196,9 +203,12 @@ def _run_bound(model: LoadedModel, device: str, names: list[str], feeds: Arrays,
 
 #: Per request: (outputs, inference ms, size of the run it was in), or its error.
 _Answer = tuple[list[npt.NDArray[Any]], float, int] | BaseException
+#: A batch's answers, when it started, and the CPU ms its thread spent in the run of the
+#: whole batch (None: it was run request by request).
+_Ran = tuple[list[_Answer], float, float | None]
 
 
-def _run_batch(items: list[_Item]) -> tuple[list[_Answer], float]:
+def _run_batch(items: list[_Item]) -> _Ran:
     """In the executor: run ``items`` as one batch, per request if that fails."""
     started = time.perf_counter()
     first = items[0]
@@ -210,13 +220,15 @@ def _run_batch(items: list[_Item]) -> tuple[list[_Answer], float]:
                 it.opts = opts
             if any(it.cancelled for it in items):
                 raise BatchCancelled("a request of the batch was cancelled")
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             values = _run_one(first.model, first.names, feeds, opts)
             ms = (time.perf_counter() - t0) * 1000
-            return [(outs, ms, len(items)) for outs in _split(values, items)], started
+            cpu = (time.thread_time() - cpu0) * 1000
+            return [(outs, ms, len(items)) for outs in _split(values, items)], started, cpu
         except Exception:  # noqa: S110 - each request is retried alone below
             pass
     answers: list[_Answer] = []
+    cpu_ms: float | None = None
     for it in items:
         # Options first, then the flag: a cancel on the loop either sees these options
         # (and terminates the run) or set the flag before this check.
@@ -225,14 +237,16 @@ def _run_batch(items: list[_Item]) -> tuple[list[_Answer], float]:
             answers.append(BatchCancelled("cancelled before it ran"))
             continue
         try:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             values = _run_one(it.model, it.names, it.feeds, it.opts)
             ms = (time.perf_counter() - t0) * 1000
+            if len(items) == 1:
+                cpu_ms = (time.thread_time() - cpu0) * 1000
             answers.append(([np.asarray(v) for v in values], ms, 1))
         except Exception as exc:
             answers.append(BatchCancelled("cancelled while running: the run was terminated")
                            if it.cancelled else exc)
-    return answers, started
+    return answers, started, cpu_ms
 
 
 class Batcher:
@@ -432,9 +446,9 @@ class Batcher:
         rows = sum(it.rows for it in items)
         pace = self._pace.get(items[0].model.ref.sha256)
         if pace is not None and pace * rows < self._inline_below_ms:
-            done_now: asyncio.Future[tuple[list[_Answer], float]] = loop.create_future()
+            done_now: asyncio.Future[_Ran] = loop.create_future()
             done_now.set_result(_run_batch(items))  # catches its errors into answers
-            self._finish(items, done_now)
+            self._finish(items, done_now, inline=True)
             return
         try:
             cf = loop.run_in_executor(self._executor, _run_batch, items)
@@ -445,19 +459,25 @@ class Batcher:
             return
         self._running += 1
 
-        def done(f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
+        def done(f: asyncio.Future[_Ran]) -> None:
             self._running -= 1
-            self._finish(items, f)
+            self._finish(items, f, inline=False)
             if self._queues:
                 self._schedule()
 
         cf.add_done_callback(done)
 
-    def _learn_pace(self, items: list[_Item], answers: list[_Answer]) -> None:
+    def _learn_pace(self, items: list[_Item], answers: list[_Answer], cpu_ms: float | None,
+                    inline: bool) -> None:
         first = answers[0] if answers else None
         if isinstance(first, BaseException) or first is None or first[2] != len(items):
             return  # not one run of the whole batch: says nothing about its pace
-        per_row = first[1] / sum(it.rows for it in items)
+        # On the loop, what the run took is what the loop paid. In the executor, a CPU
+        # session's thread time: what it would cost the loop, without the GIL hand-back.
+        ms = first[1]
+        if not inline and cpu_ms is not None and device_of(items[0].model.providers) == "cpu":
+            ms = cpu_ms
+        per_row = ms / sum(it.rows for it in items)
         sha = items[0].model.ref.sha256
         old = self._pace.pop(sha, None)
         if old is None and len(self._pace) >= _MAX_PACED:
@@ -465,15 +485,15 @@ class Batcher:
         # Up at once (a slow run must not be made on the loop again), down gradually.
         self._pace[sha] = per_row if old is None or per_row > old else 0.7 * old + 0.3 * per_row
 
-    def _finish(self, items: list[_Item], f: asyncio.Future[tuple[list[_Answer], float]]) -> None:
+    def _finish(self, items: list[_Item], f: asyncio.Future[_Ran], *, inline: bool) -> None:
         exc = f.exception() if not f.cancelled() else asyncio.CancelledError()
         if exc is not None:
             for it in items:
                 if not it.fut.done():
                     it.fut.set_exception(exc)
             return
-        answers, started = f.result()
-        self._learn_pace(items, answers)
+        answers, started, cpu_ms = f.result()
+        self._learn_pace(items, answers, cpu_ms, inline)
         if len(answers) != len(items):  # one to one, or nobody gets a wrong answer
             err = ModelRunError(f"batch returned {len(answers)} answers for {len(items)}")
             for it in items:

@@ -540,25 +540,36 @@ async def test_full_runner_resumes_as_soon_as_a_request_finishes(kafka_bootstrap
 
 
 class PacedSession(CountingSession):
-    """A real session that records which thread ran it and can be made slow."""
+    """A real session that records which thread ran it and can be made slow: ``delay_s``
+    of computing (CPU time, as a slow model spends it) or ``wait_s`` of waiting (as a
+    thread waits for the GIL after ORT returned, or on a GPU)."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.threads: list[int] = []
         self.delay_s = 0.0
+        self.wait_s = 0.0
 
     def run(self, names: list[str] | None, feeds: dict[str, Any], opts: Any = None
             ) -> list[Any]:
         self.threads.append(threading.get_ident())
-        time.sleep(self.delay_s)
+        until = time.thread_time() + self.delay_s
+        while time.thread_time() < until:
+            pass
+        time.sleep(self.wait_s)
         return super().run(names, feeds, opts)
 
 
-async def test_fast_runs_move_onto_the_loop_and_slow_ones_stay_on_the_executor() -> None:
+def paced(providers: tuple[str, ...] | None = None) -> tuple[LoadedModel, PacedSession]:
     model, _ = loaded(add_model())
     session = PacedSession(add_model())
-    model = LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
-                        inputs=model.inputs, outputs=model.outputs, providers=model.providers)
+    return LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
+                       inputs=model.inputs, outputs=model.outputs,
+                       providers=providers or model.providers), session
+
+
+async def test_fast_runs_move_onto_the_loop_and_slow_ones_stay_on_the_executor() -> None:
+    model, session = paced()
     loop_thread = threading.get_ident()
     with ThreadPoolExecutor(1) as ex:
         # Generous bounds: a loaded CI box must not turn a ~20 µs Add into 5 ms.
@@ -579,11 +590,32 @@ async def test_fast_runs_move_onto_the_loop_and_slow_ones_stay_on_the_executor()
         assert loop_thread not in session.threads[5:]
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+async def test_a_wait_after_an_executor_run_keeps_no_cpu_model_off_the_loop(device: str) -> None:
+    """Under load an executor thread waits up to the switch interval (5 ms) for the GIL
+    after ORT returns. Its run's pace is the CPU time it spent, so a fast model comes back
+    to the loop at once. A GPU session's run waits on its device: its pace stays the time
+    the run took, and it stays on the executor."""
+    model, session = paced(("CUDAExecutionProvider", "CPUExecutionProvider")
+                           if device == "cuda" else None)
+    loop_thread = threading.get_ident()
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005)
+        session.wait_s = 0.03  # the first run, on the executor (no pace yet), waits 30 ms
+        await b.run(model, x(0), ["y"])
+        session.wait_s = 0.0
+        for i in range(1, 4):
+            out = await b.run(model, x(i), ["y"])
+            np.testing.assert_array_equal(out.outputs[0], np.full((1, 4), i + 1.0))
+    assert session.threads[0] != loop_thread
+    if device == "cpu":
+        assert session.threads[1:] == [loop_thread] * 3
+    else:  # 30 ms taken for its pace: it comes down by a third a run, past 5 ms later
+        assert loop_thread not in session.threads[1:]
+
+
 async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
-    model, _ = loaded(add_model())
-    session = PacedSession(add_model())
-    model = LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
-                        inputs=model.inputs, outputs=model.outputs, providers=model.providers)
+    model, session = paced()
     with ThreadPoolExecutor(1) as ex:
         b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002))
         for i in range(3):
