@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
@@ -58,12 +59,20 @@ def bound_port(srv: uvicorn.Server) -> int:
 #: and the collector's time per request from ~33 to ~19 us and then ~12 us (tiny model,
 #: 64 clients; README, Performance).
 GC_THRESHOLDS = (20_000, 50, 100)
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5
+#: ms). A runner's executor threads wait for it each time ORT returns a run, and under
+#: load the event loop holds it: at 5 ms, an mlp batch of ~0.2 ms of compute came back
+#: 2.9 ms after it started (the bench's inference time at 64 clients). At 1 ms, mlp did
+#: +5 % requests at 8 and at 64 clients (medians of 8 alternating turns, 7 and 6 of them
+#: ahead), tiny +7 % at 64 (7 of 10); README, Performance.
+SWITCH_INTERVAL_S = 0.001
 
 
 def serve(app: Starlette, host: str, port: int,
           when_started: Callable[[uvicorn.Server], Awaitable[None]] | None = None) -> None:
     srv = server(app, host, port)
     gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     async def main() -> None:
         async def watch() -> None:
