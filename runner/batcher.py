@@ -47,10 +47,10 @@ Design, and why:
   bound always goes to the executor, where its compute overlaps the loop's work. A run
   in the executor teaches the estimate the CPU time its thread spent in the run, not the
   time it took (on a CPU session; a GPU run waits on its device, not the CPU): under load
-  the thread waits up to the interpreter's switch interval (5 ms) to take the GIL back
-  from the busy loop after ORT returns, and that wait, taken for the model's pace, kept
-  an Add that runs in ~20 us in the executor (measured there at 1-5 ms) for as long as
-  the load lasted.
+  the thread waits up to the interpreter's switch interval (5 ms by default, 1 ms in
+  inferq's services) to take the GIL back from the busy loop after ORT returns, and that
+  wait, taken for the model's pace, kept an Add that runs in ~20 us in the executor
+  (measured there at 1-5 ms) for as long as the load lasted.
   An inline run never holds a slot, so such a model batches only what arrived in the
   same loop tick; at its pace a batch would save little (``INFERQ_INLINE_RUN_US=0``
   sends every run to the executor, and batches form as they did).
