@@ -42,12 +42,18 @@ def auth(key: str, v2: bool = False) -> dict[str, str]:
 
 
 async def poll(fn: Any, until: Any, timeout_s: float = 20) -> Any:
-    deadline = time.monotonic() + timeout_s
+    """``fn()`` until ``until`` holds; a failure names every value seen, in order, and
+    when each first appeared (s after the start)."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    seen: list[tuple[Any, float]] = []
     while True:
         value = await fn()
         if until(value):
             return value
-        assert time.monotonic() < deadline, f"condition not met, last: {value}"
+        if not seen or seen[-1][0] != value:
+            seen.append((value, round(time.monotonic() - started, 2)))
+        assert time.monotonic() < deadline, f"condition not met, values seen: {seen}"
         await asyncio.sleep(0.05)
 
 
