@@ -56,7 +56,7 @@ def bound_port(srv: uvicorn.Server) -> int:
 #: stream events and ingest's lifecycles are ``gc=False`` structs, and what they hold is
 #: untracked by the first collections that see it, so the objects that stay tracked for
 #: each request kept fell from ~22 to ~4 and then to 1 (the notifier's per-subtask log),
-#: and the collector's time per request from ~33 to ~19 us and then ~12 us (tiny model,
+#: and the collector's time per request from ~33 to ~19 us and then ~8-12 us (tiny model,
 #: 64 clients; README, Performance).
 GC_THRESHOLDS = (20_000, 50, 100)
 #: How long a thread may hold the GIL while another waits for it (CPython's default: 5

@@ -64,12 +64,10 @@ class LoopHistogram:
         return child
 
     def observe(self, value: float) -> None:
-        """For a histogram without labels (``HistogramChild.observe``, one call less)."""
-        only = self._only
-        if only is None:
+        """For a histogram without labels."""
+        if self._only is None:
             raise ValueError(f"{self.name} has labels {self._labelnames}: use labels()")
-        only.counts[bisect_left(self._bounds, value)] += 1
-        only.sum += value
+        self._only.observe(value)
 
     def describe(self) -> list[Metric]:
         return [HistogramMetricFamily(self.name, self._documentation,
