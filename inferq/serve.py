@@ -1,4 +1,5 @@
-"""Running a Starlette app under uvicorn (uvloop + httptools), with SIGTERM draining."""
+"""Running a Starlette app under uvicorn (uvloop + httptools, each response in one write:
+``inferq/one_write.py``), with SIGTERM draining."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from starlette.applications import Starlette
+
+from inferq.one_write import OneWriteHttpToolsProtocol
 
 
 class _Server(uvicorn.Server):
@@ -32,7 +35,7 @@ class _Server(uvicorn.Server):
 
 def server(app: Starlette, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+        app, host=host, port=port, loop="uvloop", http=OneWriteHttpToolsProtocol, lifespan="on",
         log_level="warning", access_log=False, timeout_graceful_shutdown=30,
         backlog=4096, timeout_keep_alive=30,
     )
