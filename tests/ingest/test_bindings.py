@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import re
+
+import msgspec
 import numpy as np
 import pytest
 
-from ingest.bindings import cast_value
+from ingest.bindings import _float_array, _json_array, cast_value
 from ingest.errors import BadRequest
 from schemas.registry import TensorSpec
+from schemas.submit_api import Binding
 
 
 def spec(dtype: str) -> TensorSpec:
@@ -62,3 +66,48 @@ def test_integers_at_the_edges_of_64_bits() -> None:
 def test_lossy_or_malformed_values_are_refused(dtype: str, value: object, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         cast_value(spec(dtype), value)
+
+
+def _from_json(spec: TensorSpec, payload: str) -> np.ndarray:
+    binding = Binding(tensorName=spec.name, payloadType="Json", payload=payload)
+    return _json_array(binding, spec)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize(
+    ("shape", "payload"),
+    [
+        ((-1, 4), "[[1, 2.5, -3e-7, 0.1], [4, 5, 6, 7]]"),  # the fast path: numbers
+        ((-1,), "[0.1, 1e300, -2]"),  # out of float16/float32's range: refused
+        ((-1, 2), "[[1, true], [null, 0]]"),  # booleans and null: the general path
+        ((-1, 2), "[[1, 2], [3]]"),  # ragged
+        ((-1, 2, 2), "[[1, 2], [3, 4]]"),  # one level short of the model's rank
+        ((-1,), '[1, "2"]'),  # a string
+        ((-1,), "[1e999, 1]"),  # past float64: not valid JSON, as before
+        ((), "2.5"),  # a scalar
+    ],
+)
+def test_float_tensors_from_json_match_the_general_path(
+    dtype: str, shape: tuple[int, ...], payload: str
+) -> None:
+    """Float tensors take a fast path (``_float_array``); whatever it takes or leaves to
+    ``cast_value``, the result is the general path's, value for value, or its error."""
+    s = TensorSpec(name="t", dtype=dtype, shape=shape)
+    try:
+        expected = cast_value(s, msgspec.json.decode(payload))
+    except (BadRequest, msgspec.DecodeError) as exc:
+        with pytest.raises(BadRequest, match=re.escape(str(exc))):
+            _from_json(s, payload)
+        return
+    got = _from_json(s, payload)
+    assert got.dtype == expected.dtype == np.dtype(dtype)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_the_fast_path_takes_plain_numbers_and_leaves_the_rest() -> None:
+    s = TensorSpec(name="t", dtype="float32", shape=(-1, 3))
+    fast = _float_array(s, "[[1, 2, 3.5]]")
+    assert fast is not None and fast.dtype == np.float32 and fast.tolist() == [[1, 2, 3.5]]
+    for payload in ("[[1, 2, true]]", "[[1, 2, 3]", "[1, 2, 3]", "[[1, 2, 1e39]]"):
+        assert _float_array(s, payload) is None, payload
