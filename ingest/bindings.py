@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.errors import BadRequest
+from ingest.json_floats import FLOAT_DTYPES, float_array
 from schemas.files import FILE_URI_PREFIX, file_id_of
 from schemas.messages import UrlInput
 from schemas.registry import ModelRecord, TensorSpec
@@ -25,35 +26,6 @@ from schemas.tensors import STRING, Tensor, encode_array, out_of_range
 MAX_URL_LENGTH = 2048
 #: float64 holds every integer up to 2**53 exactly, and no further.
 _EXACT_FLOAT_INTS = float(2**53)
-#: JSON decoders for nested lists of numbers, by rank: the fast path of float tensors.
-_NUMBER_LISTS: dict[int, msgspec.json.Decoder[Any]] = {}
-_FLOAT_DTYPES = frozenset({"float16", "float32", "float64"})
-
-
-def _number_lists(rank: int) -> msgspec.json.Decoder[Any]:
-    decoder = _NUMBER_LISTS.get(rank)
-    if decoder is None:
-        kind: Any = float  # msgspec takes JSON integers for it too, never bool or null
-        for _ in range(rank):
-            kind = list[kind]
-        decoder = _NUMBER_LISTS[rank] = msgspec.json.Decoder(kind)
-    return decoder
-
-
-def _float_array(spec: TensorSpec, payload: str) -> npt.NDArray[Any] | None:
-    """The common case of a float tensor, straight to its dtype: numbers only, nested to
-    the model's rank, rectangular, every value in range. None for anything else, which
-    the general path (``cast_value``) accepts or refuses with its reason.
-
-    The general path has numpy find the values' type (float64), checks their range, then
-    casts. The bench's bindings stage took 18.2 us for mlp's 256 floats that way and takes
-    10.9 this way; tiny's 4 floats 5.3 and 3.4 (``bench/hotpath.py``, numpy 2.4)."""
-    try:
-        # A value past the dtype's range raises (JSON has no infinities to keep).
-        with np.errstate(over="raise"):
-            return np.asarray(_number_lists(len(spec.shape)).decode(payload), dtype=spec.dtype)
-    except (msgspec.DecodeError, ValueError, FloatingPointError):  # not numbers, ragged...
-        return None
 
 
 def cast_value(spec: TensorSpec, value: Any) -> npt.NDArray[Any]:
@@ -117,7 +89,9 @@ def _json_array(binding: Binding, spec: TensorSpec) -> npt.NDArray[Any]:
         raise BadRequest(f"binding {spec.name!r}: payloadType Json needs a payload")
     if binding.fileUrl is not None:
         raise BadRequest(f"binding {spec.name!r}: fileUrl is only for payloadType Binary")
-    if spec.dtype in _FLOAT_DTYPES and (array := _float_array(spec, binding.payload)) is not None:
+    if spec.dtype in FLOAT_DTYPES and (
+        array := float_array(binding.payload, len(spec.shape), spec.dtype)
+    ) is not None:
         return array
     try:
         value = msgspec.json.decode(binding.payload)

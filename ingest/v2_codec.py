@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.errors import BadRequest
+from ingest.json_floats import FLOAT_DTYPES, float_array
 from schemas.registry import ModelRecord, TensorSpec
 from schemas.signature import SignatureError, check_shape
 from schemas.tensors import STRING, Tensor, TensorError, decode_tensor, encode_array
@@ -175,12 +176,22 @@ def _json_array(inp: RequestInput, dtype: str, value: list[Any]) -> npt.NDArray[
     return wide.astype(target)
 
 
+def _float_data(inp: RequestInput, dtype: str) -> npt.NDArray[Any] | None:
+    """Float data the fast way (``ingest/json_floats.py``), flat or nested as ``shape``."""
+    array = float_array(inp.data, 1, dtype)
+    if array is None and len(inp.shape) > 1:
+        array = float_array(inp.data, len(inp.shape), dtype)
+    return array
+
+
 def _json_tensor(inp: RequestInput, spec: TensorSpec) -> Tensor:
-    try:
-        value = msgspec.json.decode(inp.data, type=list[Any])
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        raise BadRequest(f"input {spec.name!r}: data must be a JSON array") from None
-    array = _json_array(inp, spec.dtype, value)
+    array = _float_data(inp, spec.dtype) if spec.dtype in FLOAT_DTYPES else None
+    if array is None:
+        try:
+            value = msgspec.json.decode(inp.data, type=list[Any])
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise BadRequest(f"input {spec.name!r}: data must be a JSON array") from None
+        array = _json_array(inp, spec.dtype, value)
     count = math.prod(inp.shape)
     if array.size != count:
         raise BadRequest(f"input {spec.name!r}: {array.size} values for shape {inp.shape} "
