@@ -54,12 +54,22 @@ Design, and why:
   An inline run never holds a slot, so such a model batches only what arrived in the
   same loop tick; at its pace a batch would save little (``INFERQ_INLINE_RUN_US=0``
   sends every run to the executor, and batches form as they did).
+- **An inline run is cut off at ``inline_limit_s``.** A model's time can depend on its
+  inputs' values (a Loop whose trip count is an input, a sequence model fed a long
+  sequence), so a run predicted fast may take seconds, and on the loop it would stall
+  every request, health check and heartbeat of the process for as long. A watch thread
+  terminates (``RunOptions.terminate``) an inline run that outlives the limit (20 ms by
+  default); the batch is run again in the executor, and the model's pace is raised to
+  what it cost, so the loop stalls at most ~1.5 times the limit, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -73,6 +83,8 @@ import onnxruntime as ort
 from runner.errors import ModelRunError, RunnerError
 from runner.models import LoadedModel
 from runner.providers import device_of
+
+log = logging.getLogger(__name__)
 
 Arrays = dict[str, npt.NDArray[Any]]
 Key = tuple[Any, ...]
@@ -137,6 +149,8 @@ class _Item:
     cancelled: bool = False
     #: The RunOptions of the run it is in now (terminate interrupts that run).
     opts: ort.RunOptions | None = None
+    #: Set by the watch thread: its inline run outlived the limit and was terminated.
+    overran: bool = False
 
 
 def batch_key(model: LoadedModel, feeds: Arrays, names: Sequence[str]) -> tuple[Key, int]:
@@ -241,6 +255,9 @@ def _run_batch(items: list[_Item], cpu_clock: Callable[[], float] = time.thread_
         if it.cancelled:
             answers.append(BatchCancelled("cancelled before it ran"))
             continue
+        if it.overran:  # cut off on the loop: the batch runs again in the executor
+            answers.append(ModelRunError("the run on the loop outlived its limit"))
+            continue
         try:
             t0, cpu0 = time.perf_counter(), cpu_clock()
             values = _run_one(it.model, it.names, it.feeds, it.opts)
@@ -254,18 +271,59 @@ def _run_batch(items: list[_Item], cpu_clock: Callable[[], float] = time.thread_
     return answers, started, cpu_ms
 
 
+class _InlineWatch:
+    """A thread that terminates an inline run which outlives ``limit_s``.
+
+    The loop sets ``current`` (when the run started, its items) for the length of each
+    inline run; every ``limit_s / 2`` the thread looks, and flags the items of a run older
+    than the limit ``overran`` and terminates their runs. One attribute written on each
+    side, no lock: a run that ends as it is flagged is merely run again. The thread starts
+    with the first inline run and ends with ``close`` (or its batcher)."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.current: tuple[float, list[_Item]] | None = None
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and not self._closed.is_set():
+            self._thread = threading.Thread(target=self._watch, name="inferq-inline-watch",
+                                            daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.limit_s / 2):
+            current = self.current
+            if current is None or time.perf_counter() - current[0] <= self.limit_s:
+                continue
+            for it in current[1]:
+                it.overran = True  # first: the next request of the batch is not started
+                opts = it.opts
+                if opts is not None:
+                    opts.terminate = True
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 class Batcher:
     """Groups requests into batches and runs them on ``executor``, ``slots`` at a time."""
 
     def __init__(self, executor: Executor, *, slots: int, defaults: BatchLimits,
                  max_queued: int = 10_000, inline_below_s: float = 0.0,
-                 counts_arrivals: bool = False) -> None:
+                 inline_limit_s: float = 0.02, counts_arrivals: bool = False) -> None:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+        if inline_limit_s <= inline_below_s:
+            raise ValueError(f"inline_limit_s ({inline_limit_s}) must exceed inline_below_s "
+                             f"({inline_below_s})")
         self._executor = executor
         self._inline_below_ms = inline_below_s * 1000
+        self._watch = _InlineWatch(inline_limit_s)
+        weakref.finalize(self, self._watch.close)
         #: Model sha256 -> moving average of its runs' milliseconds per row.
         self._pace: dict[str, float] = {}
         self._slots = slots
@@ -451,11 +509,18 @@ class Batcher:
         rows = sum(it.rows for it in items)
         pace = self._pace.get(items[0].model.ref.sha256)
         if pace is not None and pace * rows < self._inline_below_ms:
-            done_now: asyncio.Future[_Ran] = loop.create_future()
+            watch = self._watch
+            watch.start()
+            watch.current = (time.perf_counter(), items)
             # Catches its errors into answers; on the loop, the wall time is the pace.
-            done_now.set_result(_run_batch(items, _no_clock))
-            self._finish(items, done_now, inline=True)
-            return
+            ran = _run_batch(items, _no_clock)
+            watch.current = None
+            if not any(it.overran for it in items):
+                done_now: asyncio.Future[_Ran] = loop.create_future()
+                done_now.set_result(ran)
+                self._finish(items, done_now, inline=True)
+                return
+            self._overran(items)
         try:
             cf = loop.run_in_executor(self._executor, _run_batch, items)
         except RuntimeError as exc:  # the executor is shut down: the runner is stopping
@@ -472,6 +537,23 @@ class Batcher:
                 self._schedule()
 
         cf.add_done_callback(done)
+
+    def _overran(self, items: list[_Item]) -> None:
+        """An inline run was cut off: raise the model's pace to what the run cost so far
+        (the loop does not pay for it again), and let the executor run the batch."""
+        for it in items:
+            it.overran = False
+            it.opts = None
+        sha = items[0].model.ref.sha256
+        rows = sum(it.rows for it in items)
+        self._pace[sha] = max(self._pace.get(sha, 0.0), self._watch.limit_s * 1000 / rows)
+        log.warning("a run of %s:%s on the event loop outlived %.0f ms: terminated, and run "
+                    "again in the executor", items[0].model.ref.name,
+                    items[0].model.ref.version, self._watch.limit_s * 1000)
+
+    def close(self) -> None:
+        """End the inline runs' watch thread."""
+        self._watch.close()
 
     def _learn_pace(self, items: list[_Item], answers: list[_Answer], cpu_ms: float | None,
                     inline: bool) -> None:

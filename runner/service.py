@@ -249,6 +249,7 @@ class Runner:
         await self._control.stop()
         await self._fetcher.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._batcher.close()
         log.info("runner stopped", extra={"runner_id": self.settings.runner_id})
 
     def _command(self, cmd: EngineCommand) -> None:

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from runner.batcher import Batcher, BatchExpired, BatchLimits, _run_one
+from runner.batcher import BatchCancelled, Batcher, BatchExpired, BatchLimits, _run_one
 from runner.errors import ModelRunError
 from runner.models import LoadedModel, ModelCache, _specs, bind_device, unbatchable_because
 from runner.settings import RunnerSettings
@@ -34,7 +34,7 @@ from schemas.messages import (
 )
 from schemas.registry import TensorSpec
 from schemas.tensors import decode_tensor, encode_array
-from tests.onnx_models import _model, add_model
+from tests.onnx_models import _model, add_model, loop_model
 from tests.runner.on_bus import collect, runner_on_bus
 
 
@@ -450,6 +450,8 @@ def test_limits_are_validated_up_front() -> None:
         BatchLimits(8, -1)
     with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="slots"):
         Batcher(ex, slots=0, defaults=BatchLimits())
+    with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="inline_limit_s"):
+        Batcher(ex, slots=1, defaults=BatchLimits(), inline_below_s=0.05, inline_limit_s=0.02)
 
 
 # --- inside a runner, on both buses -------------------------------------------------
@@ -612,6 +614,63 @@ async def test_a_wait_after_an_executor_run_keeps_no_cpu_model_off_the_loop(devi
         assert session.threads[1:] == [loop_thread] * 3
     else:  # 30 ms taken for its pace: it comes down by a third a run, past 5 ms later
         assert loop_thread not in session.threads[1:]
+
+
+async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_executor(
+) -> None:
+    """A Loop whose trip count is an input: quick runs teach a pace that puts it on the
+    loop, where a long one would hold every request of the process for as long as it
+    takes. It is terminated once past the limit and run in the executor, and the loop is
+    never held much longer than the limit."""
+    data = loop_model(32)
+    plain, _ = loaded(data)
+    session = PacedSession(data)
+    model = LoadedModel(ref=plain.ref, session=session,  # type: ignore[arg-type]
+                        inputs=plain.inputs, outputs=plain.outputs, providers=plain.providers)
+    loop_thread = threading.get_ident()
+    quick = {"x": np.array([2.0], np.float32), "steps": np.array(1, np.int64)}
+    endless = {"x": np.array([2.0], np.float32), "steps": np.array(10**12, np.int64)}
+    limit_s = 0.05
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005,
+                    inline_limit_s=limit_s)
+        for _ in range(3):
+            assert (await b.run(model, quick, ["y"])).outputs[0].tolist() == [[2.0]]
+        assert session.threads[1:] == [loop_thread] * 2
+
+        gaps: list[float] = []
+        ticking = True
+
+        async def tick() -> None:  # how long the loop is held between its turns
+            last = time.perf_counter()
+            while ticking:
+                await asyncio.sleep(0.002)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.02)
+        run = asyncio.create_task(b.run(model, endless, ["y"], cancel_id="endless"))
+        for _ in range(500):
+            if len(session.threads) >= 5:
+                break
+            await asyncio.sleep(0.01)
+        # Tried on the loop (its pace said so), then handed to the executor thread.
+        assert session.threads[3] == loop_thread and session.threads[4] != loop_thread
+        await asyncio.sleep(0.1)
+        assert not run.done()  # still running, in the executor: the loop turns meanwhile
+        assert b.cancel("endless")
+        with pytest.raises(BatchCancelled, match="terminated"):
+            await asyncio.wait_for(run, 10)
+        ticking = False
+        await ticker
+        assert max(gaps) < 1.5 * limit_s + 0.1, max(gaps)
+        # Its pace is now what the cut-off run cost: the next quick run is not made on
+        # the loop (it comes back there as quick runs bring the pace down).
+        assert (await b.run(model, quick, ["y"])).outputs[0].tolist() == [[2.0]]
+        assert session.threads[-1] != loop_thread
+        b.close()
 
 
 async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
