@@ -41,8 +41,10 @@ Design, and why:
 - **Tiny runs stay on the loop.** Handing a run to an executor thread costs a thread
   wake-up, a future crossing threads and GIL hand-offs — far more than ``session.run``
   of a small model (an Add takes ~10 µs). So the batcher keeps each model's recent
-  time per row, and a run predicted to take less than ``inline_below_s`` is made on the
-  event loop itself. A misprediction blocks the loop once for that run's length and
+  time per row (for each shape of its rows past the first dimension: a sequence model's
+  row costs more the longer its sequence), and a run predicted to take less than
+  ``inline_below_s`` is made on the event loop itself. A misprediction blocks the loop
+  once for that run's length (at most ``inline_limit_s``, below) and
   raises the estimate to it at once (it comes down gradually); a model slower than the
   bound always goes to the executor, where its compute overlaps the loop's work. A run
   in the executor teaches the estimate the CPU time its thread spent in the run, not the
@@ -104,7 +106,7 @@ class BatcherFull(RunnerError, OverflowError):
     retriable = True
 
 
-#: Models whose pace is remembered (the runner keeps far fewer sessions loaded).
+#: Paces remembered (models, and of each the input shapes it was run with lately).
 _MAX_PACED = 256
 
 
@@ -271,6 +273,14 @@ def _run_batch(items: list[_Item], cpu_clock: Callable[[], float] = time.thread_
     return answers, started, cpu_ms
 
 
+def _pace_key(item: _Item) -> Any:
+    """What a pace is kept for: a model and, when it batches, its inputs' shapes past the
+    first dimension (a sequence model's time per row grows with its sequence length, and
+    a short one's pace must not send a long one to the loop)."""
+    key = item.key
+    return key[:3] if key[0] != "alone" else item.model.ref.sha256
+
+
 class _InlineWatch:
     """A thread that terminates an inline run which outlives ``limit_s``.
 
@@ -324,8 +334,8 @@ class Batcher:
         self._inline_below_ms = inline_below_s * 1000
         self._watch = _InlineWatch(inline_limit_s)
         weakref.finalize(self, self._watch.close)
-        #: Model sha256 -> moving average of its runs' milliseconds per row.
-        self._pace: dict[str, float] = {}
+        #: ``_pace_key`` -> moving average of its runs' milliseconds per row.
+        self._pace: dict[Any, float] = {}
         self._slots = slots
         self.defaults = defaults
         self._max_queued = max_queued
@@ -507,7 +517,7 @@ class Batcher:
     def _start(self, items: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         rows = sum(it.rows for it in items)
-        pace = self._pace.get(items[0].model.ref.sha256)
+        pace = self._pace.get(_pace_key(items[0]))
         if pace is not None and pace * rows < self._inline_below_ms:
             watch = self._watch
             watch.start()
@@ -544,9 +554,9 @@ class Batcher:
         for it in items:
             it.overran = False
             it.opts = None
-        sha = items[0].model.ref.sha256
+        key = _pace_key(items[0])
         rows = sum(it.rows for it in items)
-        self._pace[sha] = max(self._pace.get(sha, 0.0), self._watch.limit_s * 1000 / rows)
+        self._pace[key] = max(self._pace.get(key, 0.0), self._watch.limit_s * 1000 / rows)
         log.warning("a run of %s:%s on the event loop outlived %.0f ms: terminated, and run "
                     "again in the executor", items[0].model.ref.name,
                     items[0].model.ref.version, self._watch.limit_s * 1000)
@@ -566,12 +576,12 @@ class Batcher:
         if not inline and cpu_ms is not None and device_of(items[0].model.providers) == "cpu":
             ms = cpu_ms
         per_row = ms / sum(it.rows for it in items)
-        sha = items[0].model.ref.sha256
-        old = self._pace.pop(sha, None)
+        key = _pace_key(items[0])
+        old = self._pace.pop(key, None)
         if old is None and len(self._pace) >= _MAX_PACED:
             del self._pace[next(iter(self._pace))]  # the least recently run model
         # Up at once (a slow run must not be made on the loop again), down gradually.
-        self._pace[sha] = per_row if old is None or per_row > old else 0.7 * old + 0.3 * per_row
+        self._pace[key] = per_row if old is None or per_row > old else 0.7 * old + 0.3 * per_row
 
     def _finish(self, items: list[_Item], f: asyncio.Future[_Ran], *, inline: bool) -> None:
         exc = f.exception() if not f.cancelled() else asyncio.CancelledError()

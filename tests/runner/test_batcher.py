@@ -562,9 +562,11 @@ class PacedSession(CountingSession):
         return super().run(names, feeds, opts)
 
 
-def paced(providers: tuple[str, ...] | None = None) -> tuple[LoadedModel, PacedSession]:
-    model, _ = loaded(add_model())
-    session = PacedSession(add_model())
+def paced(providers: tuple[str, ...] | None = None, data: bytes | None = None
+          ) -> tuple[LoadedModel, PacedSession]:
+    data = data or add_model()
+    model, _ = loaded(data)
+    session = PacedSession(data)
     return LoadedModel(ref=model.ref, session=session,  # type: ignore[arg-type]
                        inputs=model.inputs, outputs=model.outputs,
                        providers=providers or model.providers), session
@@ -671,6 +673,28 @@ async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_e
         assert (await b.run(model, quick, ["y"])).outputs[0].tolist() == [[2.0]]
         assert session.threads[-1] != loop_thread
         b.close()
+
+
+async def test_a_pace_is_kept_per_input_shape() -> None:
+    """A sequence model's time per row grows with its sequence: what short rows taught
+    must not send a long row to the loop unmeasured."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "seq"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "seq"])])
+    model, session = paced(data=_model(graph))
+    loop_thread = threading.get_ident()
+    with ThreadPoolExecutor(1) as ex:
+        b = Batcher(ex, slots=1, defaults=BatchLimits(32, 0.002), inline_below_s=0.005)
+        for seq in (4, 4, 4, 512, 4):
+            feeds = {"x": np.ones((1, seq), np.float32)}
+            out = await b.run(model, feeds, ["y"])
+            assert out.outputs[0].shape == (1, seq)
+    # Short rows: the executor, then the loop; the first long row, never seen: executor.
+    assert session.threads[0] != loop_thread
+    assert session.threads[1:3] == [loop_thread] * 2
+    assert session.threads[3] != loop_thread
+    assert session.threads[4] == loop_thread
 
 
 async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
