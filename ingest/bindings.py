@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.errors import BadRequest
-from ingest.json_floats import FLOAT_DTYPES, float_array
+from ingest.json_numbers import NUMBER_DTYPES, number_array
 from schemas.files import FILE_URI_PREFIX, file_id_of
 from schemas.messages import UrlInput
 from schemas.registry import ModelRecord, TensorSpec
@@ -89,8 +89,8 @@ def _json_array(binding: Binding, spec: TensorSpec) -> npt.NDArray[Any]:
         raise BadRequest(f"binding {spec.name!r}: payloadType Json needs a payload")
     if binding.fileUrl is not None:
         raise BadRequest(f"binding {spec.name!r}: fileUrl is only for payloadType Binary")
-    if spec.dtype in FLOAT_DTYPES and (
-        array := float_array(binding.payload, len(spec.shape), spec.dtype)
+    if spec.dtype in NUMBER_DTYPES and (
+        array := number_array(binding.payload, len(spec.shape), spec.dtype)
     ) is not None:
         return array
     try:

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.errors import BadRequest
-from ingest.json_floats import FLOAT_DTYPES, float_array
+from ingest.json_numbers import NUMBER_DTYPES, number_array
 from schemas.registry import ModelRecord, TensorSpec
 from schemas.signature import SignatureError, check_shape
 from schemas.tensors import STRING, Tensor, TensorError, decode_tensor, encode_array
@@ -176,16 +176,17 @@ def _json_array(inp: RequestInput, dtype: str, value: list[Any]) -> npt.NDArray[
     return wide.astype(target)
 
 
-def _float_data(inp: RequestInput, dtype: str) -> npt.NDArray[Any] | None:
-    """Float data the fast way (``ingest/json_floats.py``), flat or nested as ``shape``."""
-    array = float_array(inp.data, 1, dtype)
+def _number_data(inp: RequestInput, dtype: str) -> npt.NDArray[Any] | None:
+    """Numeric data the fast way (``ingest/json_numbers.py``), flat or nested as
+    ``shape``; None: the general way decides."""
+    array = number_array(inp.data, 1, dtype)
     if array is None and len(inp.shape) > 1:
-        array = float_array(inp.data, len(inp.shape), dtype)
+        array = number_array(inp.data, len(inp.shape), dtype)
     return array
 
 
 def _json_tensor(inp: RequestInput, spec: TensorSpec) -> Tensor:
-    array = _float_data(inp, spec.dtype) if spec.dtype in FLOAT_DTYPES else None
+    array = _number_data(inp, spec.dtype) if spec.dtype in NUMBER_DTYPES else None
     if array is None:
         try:
             value = msgspec.json.decode(inp.data, type=list[Any])

@@ -8,7 +8,7 @@ import pytest
 
 from ingest.bindings import _json_array, cast_value
 from ingest.errors import BadRequest
-from ingest.json_floats import float_array
+from ingest.json_numbers import number_array
 from schemas.registry import TensorSpec
 from schemas.submit_api import Binding
 
@@ -74,25 +74,32 @@ def _from_json(spec: TensorSpec, payload: str) -> np.ndarray:
     return _json_array(binding, spec)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int32", "int64",
+                                   "uint8", "uint64"])
 @pytest.mark.parametrize(
     ("shape", "payload"),
     [
-        ((-1, 4), "[[1, 2.5, -3e-7, 0.1], [4, 5, 6, 7]]"),  # the fast path: numbers
+        ((-1, 4), "[[1, 2, -3, 0], [4, 5, 6, 7]]"),  # integers: every dtype's fast path
+        ((-1, 4), "[[1, 2.5, -3e-7, 0.1], [4, 5, 6, 7]]"),  # floats: float dtypes' fast path
+        ((-1, 2), "[[1.0, 2.0], [300, 0]]"),  # integral floats; 300 past int8, uint8
         ((-1,), "[0.1, 1e300, -2]"),  # out of float16/float32's range: refused
+        ((-1,), "[-1, 128, 65536, 4294967296]"),  # each past some integer dtype
+        ((-1,), "[18446744073709551615, 9223372036854775808]"),  # past int64, not uint64
+        ((-1,), "[18446744073709551616]"),  # past every dtype's integers
         ((-1, 2), "[[1, true], [null, 0]]"),  # booleans and null: the general path
         ((-1, 2), "[[1, 2], [3]]"),  # ragged
         ((-1, 2, 2), "[[1, 2], [3, 4]]"),  # one level short of the model's rank
         ((-1,), '[1, "2"]'),  # a string
         ((-1,), "[1e999, 1]"),  # past float64: not valid JSON, as before
-        ((), "2.5"),  # a scalar
+        ((), "2"),  # a scalar
     ],
 )
-def test_float_tensors_from_json_match_the_general_path(
+def test_numeric_tensors_from_json_match_the_general_path(
     dtype: str, shape: tuple[int, ...], payload: str
 ) -> None:
-    """Float tensors take a fast path (``ingest/json_floats.py``); whatever it takes or leaves to
-    ``cast_value``, the result is the general path's, value for value, or its error."""
+    """Numeric tensors take a fast path (``ingest/json_numbers.py``); whatever it takes
+    or leaves to ``cast_value``, the result is the general path's, value for value, or its
+    error."""
     s = TensorSpec(name="t", dtype=dtype, shape=shape)
     try:
         expected = cast_value(s, msgspec.json.decode(payload))
@@ -107,7 +114,12 @@ def test_float_tensors_from_json_match_the_general_path(
 
 
 def test_the_fast_path_takes_plain_numbers_and_leaves_the_rest() -> None:
-    fast = float_array("[[1, 2, 3.5]]", 2, "float32")
+    fast = number_array("[[1, 2, 3.5]]", 2, "float32")
     assert fast is not None and fast.dtype == np.float32 and fast.tolist() == [[1, 2, 3.5]]
-    for payload in ("[[1, 2, true]]", "[[1, 2, 3]", "[1, 2, 3]", "[[1, 2, 1e39]]", "[[1], [2, 3]]"):
-        assert float_array(payload, 2, "float32") is None, payload
+    for payload in ("[[1, 2, true]]", "[[1, 2, 3]", "[1, 2, 3]", "[[1, 2, 1e39]]",
+                    "[[1], [2, 3]]"):
+        assert number_array(payload, 2, "float32") is None, payload
+    ids = number_array("[[101, 2054, 102]]", 2, "int64")
+    assert ids is not None and ids.dtype == np.int64 and ids.tolist() == [[101, 2054, 102]]
+    for payload in ("[[1, 2.0]]", "[[1, true]]", "[[9223372036854775808]]"):
+        assert number_array(payload, 2, "int64") is None, payload
