@@ -135,6 +135,7 @@ class Runner:
                                                      settings.max_queue_delay_ms / 1000),
                                 max_queued=settings.max_in_flight,
                                 inline_below_s=settings.inline_run_us / 1e6,
+                                inline_limit_s=settings.inline_limit_ms / 1000,
                                 counts_arrivals=True)
         self._commits = Committer()
         self._metrics.queue_depth.set_function(lambda: self._batcher.queued)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from schemas.bus_settings import BusSettings
 from schemas.env import (
+    SettingError,
     env_bool,
     env_choice,
     env_float,
@@ -80,6 +81,10 @@ class RunnerSettings:
     #: ``INFERQ_INLINE_RUN_US``: runs predicted shorter than this are made on the event
     #: loop instead of an executor thread (whose hand-off costs more); 0: never.
     inline_run_us: float = 200.0
+    #: ``INFERQ_INLINE_LIMIT_MS``: an event-loop run that outlives this is terminated
+    #: and run again in an executor thread (a model whose time depends on its inputs'
+    #: values); the loop stalls at most ~1.5 times it, once. Must exceed the inline bound.
+    inline_limit_ms: float = 20.0
     #: ``INFERQ_ALLOW_PRIVATE_URLS``: let Binary fileUrls name loopback/private hosts.
     allow_private_urls: bool = False
     #: ``INFERQ_FETCH_MAX_BYTES`` / ``INFERQ_FETCH_TIMEOUT_S``: bounds on one input fetch.
@@ -103,7 +108,7 @@ class RunnerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
         env = os.environ if env is None else env
         bus = BusSettings.from_env(env)
-        return cls(
+        settings = cls(
             bus=bus,
             runner_id=env_str(env, "INFERQ_RUNNER_ID", f"{socket.gethostname()}-{os.getpid()}"),
             group_id=env_str(env, "INFERQ_RUNNER_GROUP", "inferq-runners"),
@@ -127,6 +132,7 @@ class RunnerSettings:
             trt_cache=env_bool(env, "INFERQ_TRT_CACHE", True),
             trt_fp16=env_bool(env, "INFERQ_TRT_FP16", False),
             inline_run_us=env_float(env, "INFERQ_INLINE_RUN_US", 200.0, minimum=0.0),
+            inline_limit_ms=env_float(env, "INFERQ_INLINE_LIMIT_MS", 20.0, minimum=0.1),
             allow_private_urls=env_bool(env, "INFERQ_ALLOW_PRIVATE_URLS", False),
             fetch_max_bytes=env_int(env, "INFERQ_FETCH_MAX_BYTES", 64 * 1024 * 1024, minimum=128),
             fetch_timeout_s=env_float(env, "INFERQ_FETCH_TIMEOUT_S", 30.0, minimum=0.1),
@@ -135,3 +141,9 @@ class RunnerSettings:
             http_host=env_str(env, "INFERQ_RUNNER_HOST", "127.0.0.1"),
             http_port=env_int(env, "INFERQ_RUNNER_PORT", 8001),
         )
+        if settings.inline_run_us and settings.inline_limit_ms * 1000 <= settings.inline_run_us:
+            raise SettingError(
+                f"INFERQ_INLINE_LIMIT_MS={settings.inline_limit_ms:g} must exceed "
+                f"INFERQ_INLINE_RUN_US={settings.inline_run_us:g} (in ms: "
+                f"{settings.inline_run_us / 1000:g})")
+        return settings

@@ -697,6 +697,17 @@ async def test_a_pace_is_kept_per_input_shape() -> None:
     assert session.threads[4] == loop_thread
 
 
+def test_the_inline_limit_is_a_setting_above_the_inline_bound() -> None:
+    assert RunnerSettings.from_env({}).inline_limit_ms == 20.0
+    assert RunnerSettings.from_env({"INFERQ_INLINE_LIMIT_MS": "5"}).inline_limit_ms == 5.0
+    with pytest.raises(SettingError, match=r"INFERQ_INLINE_LIMIT_MS=0.5 must exceed "
+                                           r"INFERQ_INLINE_RUN_US=800 \(in ms: 0.8\)"):
+        RunnerSettings.from_env({"INFERQ_INLINE_LIMIT_MS": "0.5", "INFERQ_INLINE_RUN_US": "800"})
+    # No inline runs, no limit to keep.
+    assert RunnerSettings.from_env({"INFERQ_INLINE_LIMIT_MS": "0.5",
+                                    "INFERQ_INLINE_RUN_US": "0"}).inline_run_us == 0
+
+
 async def test_without_an_inline_bound_every_run_goes_to_the_executor() -> None:
     model, session = paced()
     with ThreadPoolExecutor(1) as ex:
