@@ -281,40 +281,70 @@ def _pace_key(item: _Item) -> Any:
     return key[:3] if key[0] != "alone" else item.model.ref.sha256
 
 
+#: How long the inline watch thread goes without seeing an inline run before it parks
+#: (waits for the next run instead of looking every half limit).
+_WATCH_PARKS_AFTER_S = 1.0
+
+
 class _InlineWatch:
     """A thread that terminates an inline run which outlives ``limit_s``.
 
-    The loop sets ``current`` (when the run started, its items) for the length of each
-    inline run; every ``limit_s / 2`` the thread looks, and flags the items of a run older
-    than the limit ``overran`` and terminates their runs. One attribute written on each
-    side, no lock: a run that ends as it is flagged is merely run again. The thread starts
-    with the first inline run and ends with ``close`` (or its batcher)."""
+    The loop brackets each inline run with ``begin`` and ``end``; every ``limit_s / 2``
+    the thread looks, and flags the items of a run older than the limit ``overran`` and
+    terminates their runs. Attributes written on each side, no lock: a run that ends as it
+    is flagged is merely run again. After a second without seeing a run, the thread parks
+    until ``begin`` wakes it, so an idle runner does not wake it 50 times a second. It
+    starts with the first inline run and ends with ``close`` (or its batcher)."""
 
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
         self.current: tuple[float, list[_Item]] | None = None
+        self._parked = False
+        self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def begin(self, items: list[_Item]) -> None:
+        # ``current`` before reading ``_parked``: the thread sets ``_parked`` before it
+        # reads ``current`` again, so one of the two sees the other's write.
+        self.current = (time.perf_counter(), items)
+        if self._parked:
+            self._parked = False
+            self._wake.set()
         if self._thread is None and not self._closed.is_set():
             self._thread = threading.Thread(target=self._watch, name="inferq-inline-watch",
                                             daemon=True)
             self._thread.start()
 
+    def end(self) -> None:
+        self.current = None
+
     def _watch(self) -> None:
-        while not self._closed.wait(self.limit_s / 2):
+        period = self.limit_s / 2
+        quiet = 0.0
+        while not self._closed.wait(period):
             current = self.current
-            if current is None or time.perf_counter() - current[0] <= self.limit_s:
+            if current is None:
+                quiet += period
+                if quiet >= _WATCH_PARKS_AFTER_S:
+                    quiet = 0.0
+                    self._parked = True
+                    if self.current is None:
+                        self._wake.wait()
+                    self._wake.clear()
+                    self._parked = False
                 continue
-            for it in current[1]:
-                it.overran = True  # first: the next request of the batch is not started
-                opts = it.opts
-                if opts is not None:
-                    opts.terminate = True
+            quiet = 0.0
+            if time.perf_counter() - current[0] > self.limit_s:
+                for it in current[1]:
+                    it.overran = True  # first: the next request of the batch is not started
+                    opts = it.opts
+                    if opts is not None:
+                        opts.terminate = True
 
     def close(self) -> None:
         self._closed.set()
+        self._wake.set()
 
 
 class Batcher:
@@ -519,12 +549,12 @@ class Batcher:
         rows = sum(it.rows for it in items)
         pace = self._pace.get(_pace_key(items[0]))
         if pace is not None and pace * rows < self._inline_below_ms:
-            watch = self._watch
-            watch.start()
-            watch.current = (time.perf_counter(), items)
-            # Catches its errors into answers; on the loop, the wall time is the pace.
-            ran = _run_batch(items, _no_clock)
-            watch.current = None
+            self._watch.begin(items)
+            try:
+                # Catches its errors into answers; on the loop, the wall time is the pace.
+                ran = _run_batch(items, _no_clock)
+            finally:
+                self._watch.end()
             if not any(it.overran for it in items):
                 done_now: asyncio.Future[_Ran] = loop.create_future()
                 done_now.set_result(ran)

@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import runner.batcher as batcher_module
 from runner.batcher import BatchCancelled, Batcher, BatchExpired, BatchLimits, _run_one
 from runner.errors import ModelRunError
 from runner.models import LoadedModel, ModelCache, _specs, bind_device, unbatchable_because
@@ -618,12 +619,17 @@ async def test_a_wait_after_an_executor_run_keeps_no_cpu_model_off_the_loop(devi
         assert loop_thread not in session.threads[1:]
 
 
+@pytest.mark.parametrize("parked", [False, True], ids=["watching", "parked"])
 async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_executor(
+    parked: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Loop whose trip count is an input: quick runs teach a pace that puts it on the
     loop, where a long one would hold every request of the process for as long as it
     takes. It is terminated once past the limit and run in the executor, and the loop is
-    never held much longer than the limit."""
+    never held much longer than the limit; also when it comes after a quiet spell, in
+    which the watch thread parked."""
+    if parked:  # else the watch parks only after a second without a run (default)
+        monkeypatch.setattr(batcher_module, "_WATCH_PARKS_AFTER_S", 0.1)
     data = loop_model(32)
     plain, _ = loaded(data)
     session = PacedSession(data)
@@ -652,7 +658,8 @@ async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_e
                 last = now
 
         ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3 if parked else 0.02)
+        assert b._watch._parked is parked
         run = asyncio.create_task(b.run(model, endless, ["y"], cancel_id="endless"))
         for _ in range(500):
             if len(session.threads) >= 5:
