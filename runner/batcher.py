@@ -44,7 +44,7 @@ Design, and why:
   time per row (for each shape of its rows past the first dimension: a sequence model's
   row costs more the longer its sequence), and a run predicted to take less than
   ``inline_below_s`` is made on the event loop itself. A misprediction blocks the loop
-  once for that run's length (at most ``inline_limit_s``, below) and
+  once for that run's length (at most ~1.5 times ``inline_limit_s``, below) and
   raises the estimate to it at once (it comes down gradually); a model slower than the
   bound always goes to the executor, where its compute overlaps the loop's work. A run
   in the executor teaches the estimate the CPU time its thread spent in the run, not the
