@@ -92,9 +92,10 @@ class Notifier:
         while True:
             if self._tail.caught_up():
                 self.caught_up.set()
-            debug = log.isEnabledFor(logging.DEBUG)
             events_topic = self._topics.events
             records = await self._tail.fetch(1000, 0.5)
+            # After the fetch, which may wait: a level raised meanwhile holds for these.
+            debug = log.isEnabledFor(logging.DEBUG)
             events = 0
             for rec in records:
                 is_event = rec.topic == events_topic
