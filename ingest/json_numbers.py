@@ -19,10 +19,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-FLOAT_DTYPES = frozenset({"float16", "float32", "float64"})
-INT_DTYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                        "uint64"})
-NUMBER_DTYPES = FLOAT_DTYPES | INT_DTYPES
+from schemas.tensors import NUMERIC_DTYPES
+
+#: The wire's float and integer dtypes (``bool`` takes the general path: 0/1 as well).
+FLOAT_DTYPES = frozenset(n for n in NUMERIC_DTYPES if np.dtype(n).kind == "f")
+NUMBER_DTYPES = FLOAT_DTYPES | frozenset(n for n in NUMERIC_DTYPES if np.dtype(n).kind in "iu")
 _DECODERS: dict[tuple[int, type], msgspec.json.Decoder[Any]] = {}
 
 
