@@ -139,6 +139,10 @@ class RunOutcome:
 @dataclass(eq=False, slots=True)
 class _Item:
     key: Key
+    #: What its run's pace is kept for: the model and, when it batches, its inputs'
+    #: shapes past the first dimension (a sequence model's time per row grows with its
+    #: sequence, and a short one's pace must not send a long one to the loop).
+    pace_key: Any
     model: LoadedModel
     feeds: Arrays
     names: list[str]
@@ -273,14 +277,6 @@ def _run_batch(items: list[_Item], cpu_clock: Callable[[], float] = time.thread_
     return answers, started, cpu_ms
 
 
-def _pace_key(item: _Item) -> Any:
-    """What a pace is kept for: a model and, when it batches, its inputs' shapes past the
-    first dimension (a sequence model's time per row grows with its sequence length, and
-    a short one's pace must not send a long one to the loop)."""
-    key = item.key
-    return key[:3] if key[0] != "alone" else item.model.ref.sha256
-
-
 #: How long the inline watch thread goes without seeing an inline run before it parks
 #: (waits for the next run instead of looking every half limit).
 _WATCH_PARKS_AFTER_S = 1.0
@@ -364,7 +360,7 @@ class Batcher:
         self._inline_below_ms = inline_below_s * 1000
         self._watch = _InlineWatch(inline_limit_s)
         weakref.finalize(self, self._watch.close)
-        #: ``_pace_key`` -> moving average of its runs' milliseconds per row.
+        #: ``_Item.pace_key`` -> moving average of its runs' milliseconds per row.
         self._pace: dict[Any, float] = {}
         self._slots = slots
         self.defaults = defaults
@@ -425,14 +421,16 @@ class Batcher:
         key, rows = batch_key(model, feeds, names)
         limits = limits or self.defaults
         if rows == 0:
+            pace_key: Any = model.ref.sha256
             self._seq += 1
             key = ("alone", self._seq)
         else:
+            pace_key = key
             # Only requests under the same limits share a queue, so a batch never holds
             # more than any of its requests allows (tasks of one model may differ).
             key = (*key, limits)
-        item = _Item(key=key, model=model, feeds=feeds, names=list(names), rows=max(rows, 1),
-                     limits=limits, fut=loop.create_future())
+        item = _Item(key=key, pace_key=pace_key, model=model, feeds=feeds, names=list(names),
+                     rows=max(rows, 1), limits=limits, fut=loop.create_future())
         if deadline_s is not None:
             delay = deadline_s - time.time()
             if delay <= 0:
@@ -547,7 +545,7 @@ class Batcher:
     def _start(self, items: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         rows = sum(it.rows for it in items)
-        pace = self._pace.get(_pace_key(items[0]))
+        pace = self._pace.get(items[0].pace_key)
         if pace is not None and pace * rows < self._inline_below_ms:
             self._watch.begin(items)
             try:
@@ -584,7 +582,7 @@ class Batcher:
         for it in items:
             it.overran = False
             it.opts = None
-        key = _pace_key(items[0])
+        key = items[0].pace_key
         rows = sum(it.rows for it in items)
         self._pace[key] = max(self._pace.get(key, 0.0), self._watch.limit_s * 1000 / rows)
         log.warning("a run of %s:%s on the event loop outlived %.0f ms: terminated, and run "
@@ -606,7 +604,7 @@ class Batcher:
         if not inline and cpu_ms is not None and device_of(items[0].model.providers) == "cpu":
             ms = cpu_ms
         per_row = ms / sum(it.rows for it in items)
-        key = _pace_key(items[0])
+        key = items[0].pace_key
         old = self._pace.pop(key, None)
         if old is None and len(self._pace) >= _MAX_PACED:
             del self._pace[next(iter(self._pace))]  # the least recently run model
