@@ -329,7 +329,8 @@ class Runner:
             return
         # Every message the request leads to carries its trace (DESIGN.md, Topics): one
         # tuple for the running event, the result and the final event.
-        headers = (*MESSAGE_HEADERS, ("traceparent", rec.header("traceparent") or b""))
+        traceparent = rec.header("traceparent")
+        headers = (*MESSAGE_HEADERS, ("traceparent", traceparent or b""))
         result = await self._process(req, headers)
         payload = encode(result)
         if len(payload) > self.settings.bus.max_message_bytes - _RESULT_OVERHEAD:
@@ -355,7 +356,6 @@ class Runner:
         self._final_event(req, result, headers)
         # One line per subtask, tied to its trace (the traceparent ingest received);
         # its fields are built only when the line is logged.
-        traceparent = rec.header("traceparent")
         level = logging.DEBUG if isinstance(result, Succeeded) else logging.INFO
         if log.isEnabledFor(level):
             log.log(level, "subtask %s", state,
