@@ -621,7 +621,7 @@ async def test_a_wait_after_an_executor_run_keeps_no_cpu_model_off_the_loop(devi
 
 @pytest.mark.parametrize("parked", [False, True], ids=["watching", "parked"])
 async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_executor(
-    parked: bool, monkeypatch: pytest.MonkeyPatch
+    parked: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A Loop whose trip count is an input: quick runs teach a pace that puts it on the
     loop, where a long one would hold every request of the process for as long as it
@@ -675,6 +675,9 @@ async def test_an_inline_run_that_outlives_its_limit_is_cut_off_and_run_in_the_e
         ticking = False
         await ticker
         assert max(gaps) < 1.5 * limit_s + 0.1, max(gaps)
+        assert [r.getMessage() for r in caplog.records if r.name == "runner.batcher"] == [
+            "a run of m:1 on the event loop outlived 50 ms: terminated, and run again in "
+            "the executor"]
         # Its pace is now what the cut-off run cost: the next quick run is not made on
         # the loop (it comes back there as quick runs bring the pace down).
         assert (await b.run(model, quick, ["y"])).outputs[0].tolist() == [[2.0]]
